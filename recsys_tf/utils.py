@@ -1,0 +1,41 @@
+"""Small helpers shared by the whole kit: seeding and progress bars."""
+
+from __future__ import annotations
+
+import os
+import random
+from typing import Any
+
+import numpy as np
+
+
+def seed_everything(seed: int = 42) -> np.random.Generator:
+    """Seed Python, NumPy and (if imported) Keras, and return a fresh NumPy ``Generator``.
+
+    Keras is seeded only when it is already imported, so data-only code stays light.
+    ``TF_DETERMINISTIC_OPS`` makes TensorFlow kernels deterministic on CPU and GPU.
+    """
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - third-party code may still use the global state
+    import sys
+
+    if "keras" in sys.modules:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def progress(iterable: Any = None, **kwargs: Any) -> Any:
+    """A tqdm progress bar that renders as a widget in Jupyter and as text elsewhere.
+
+    Set ``RECSYS_TF_PROGRESS=0`` to silence bars (the course runner does, to keep
+    executed notebooks small).
+    """
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", os.environ.get("RECSYS_TF_PROGRESS", "1") == "0")
+    kwargs.setdefault("mininterval", 0.5)
+    return tqdm(iterable, **kwargs)

@@ -7,7 +7,12 @@ models (``recsys_tf.models``).
 
 from __future__ import annotations
 
+import os as _os
+
 __version__ = "0.1.0"
+# TensorFlow's C++ info and warning lines (CPU instruction sets, missing CUDA) drown notebook
+# output; errors still show. Set TF_CPP_MIN_LOG_LEVEL yourself to override.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recsys_tf.errors import ChecksumError, DataError, DataNotFoundError
 from recsys_tf.utils import seed_everything

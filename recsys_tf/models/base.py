@@ -1,0 +1,189 @@
+"""The API every recommender shares: ``fit``, ``score``, ``recommend``, ``evaluate``, ``save``/``load``.
+
+Subclasses implement ``_fit(train_codes)`` and ``_score_codes(user_codes, item_codes=None)``
+on contiguous indices; the base class does the id encoding, masking of seen items, top-k
+selection in user batches, evaluation and persistence.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys_tf.data.encoding import InteractionEncoder
+from recsys_tf.data.sampling import pair_keys
+from recsys_tf.data.schema import ITEM, USER, validate_interactions
+from recsys_tf.errors import DataError
+from recsys_tf.metrics import Relevance, ranking_metrics
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the ``k`` largest scores per row, best first (ties: lower index first)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(scores, idx, axis=1)
+
+
+class Recommender:
+    """Base class. ``fit(train)`` takes an interactions frame in the kit's schema."""
+
+    name = "recommender"
+
+    def __init__(self) -> None:
+        self.encoder_: InteractionEncoder | None = None
+        self.seen_: np.ndarray | None = None  # sorted user_code * n_items + item_code keys
+
+    # --- fitting -------------------------------------------------------------------------
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None, **kwargs: Any) -> "Recommender":
+        """Learn from ``train`` (``user_id``, ``item_id`` [, ``rating``/``label``]).
+
+        ``items``: the full catalog, so that items without training events still get a code
+        (scored from whatever the model knows: popularity 0, content features...).
+        """
+        validate_interactions(train, "train")
+        self.encoder_ = InteractionEncoder().fit(train, items)
+        codes = self.encoder_.transform(train)
+        self.seen_ = pair_keys(codes["user_idx"].to_numpy(), codes["item_idx"].to_numpy(), self.n_items)
+        self._fit(codes, **kwargs)
+        return self
+
+    def _fit(self, train: pd.DataFrame, **kwargs: Any) -> None:
+        raise NotImplementedError  # implemented by every concrete model
+
+    def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        raise NotImplementedError  # implemented by every concrete model
+
+    # --- encoding helpers ----------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if self.encoder_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first.")
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return self.encoder_.users.n
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return self.encoder_.items.n
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        """Raw item ids in code order (column ``j`` of a full score matrix is ``item_ids[j]``)."""
+        self._check_fitted()
+        return self.encoder_.items.classes_
+
+    # --- predicting ----------------------------------------------------------------------
+    def score(self, users, items) -> np.ndarray:
+        """Scores of (user, item) pairs given as two equally long arrays of raw ids."""
+        self._check_fitted()
+        u = self.encoder_.users.transform(np.atleast_1d(users))
+        i = self.encoder_.items.transform(np.atleast_1d(items))
+        if len(u) != len(i):
+            raise ValueError(f"users and items must have the same length ({len(u)} != {len(i)}).")
+        return self._score_codes(u, i)
+
+    def recommend(self, users, k: int = 10, exclude_seen: bool = True, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` raw item ids and their scores for each user.
+
+        ``users``: one raw user id (1-D results) or an array (``n x k`` results). Items the user
+        interacted with in training are excluded unless ``exclude_seen=False``. Unknown users
+        raise: route cold-start users to a content or popularity model explicitly.
+        """
+        self._check_fitted()
+        scalar = np.ndim(users) == 0
+        codes = self.encoder_.users.transform(np.atleast_1d(users))
+        idx, vals = self._top_k_codes(codes, k, exclude_seen, batch_size)
+        ids = self.item_ids[idx]
+        return (ids[0], vals[0]) if scalar else (ids, vals)
+
+    def _top_k_codes(self, user_codes: np.ndarray, k: int, exclude_seen: bool, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        out_i, out_v = [], []
+        for start in range(0, len(user_codes), batch_size):
+            batch = user_codes[start : start + batch_size]
+            scores = np.asarray(self._score_codes(batch), dtype=np.float64)
+            if exclude_seen:
+                self._mask_seen(scores, batch)
+            i, v = top_k(scores, k)
+            out_i.append(i)
+            out_v.append(v)
+        return np.concatenate(out_i), np.concatenate(out_v)
+
+    def _mask_seen(self, scores: np.ndarray, user_codes: np.ndarray) -> None:
+        lo = np.searchsorted(self.seen_, user_codes * self.n_items)
+        hi = np.searchsorted(self.seen_, (user_codes + 1) * self.n_items)
+        counts = hi - lo
+        rows = np.repeat(np.arange(len(user_codes)), counts)
+        # positions lo[r] .. hi[r]-1 of every row r, as one flat index
+        flat = self.seen_[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        scores[rows, flat % self.n_items] = -np.inf
+
+    # --- evaluating ----------------------------------------------------------------------
+    def evaluate(self, test: pd.DataFrame, k: int = 10, exclude_seen: bool = True) -> dict[str, float]:
+        """Full-ranking top-``k`` metrics on ``test`` (all items ranked, training items masked).
+
+        Test rows of users or items unknown to the model are counted in ``n_unknown_rows`` and
+        left out (they need a cold-start model), never silently scored.
+        """
+        self._check_fitted()
+        validate_interactions(test, "test")
+        u = self.encoder_.users.transform(test[USER], unknown="oov")
+        i = self.encoder_.items.transform(test[ITEM], unknown="oov")
+        known = (u >= 0) & (i >= 0)
+        users = np.unique(u[known])
+        if not len(users):
+            raise DataError("no test row has a user and item known to the model: nothing to evaluate.")
+        rows = np.searchsorted(users, u[known])
+        rel = Relevance.from_pairs(rows, i[known], len(users), self.n_items)
+        idx, _ = self._top_k_codes(users, k, exclude_seen)
+        metrics = ranking_metrics(idx, rel, k=k)
+        metrics["n_unknown_rows"] = int((~known).sum())
+        return metrics
+
+    # --- persistence ---------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        """Hyper-parameters to store (JSON)."""
+        return {}
+
+    def _save_weights(self, folder: Path) -> None:
+        pass
+
+    def _load_weights(self, folder: Path) -> None:
+        pass
+
+    def save(self, path: str | Path) -> Path:
+        """Save to a folder: ``model.json`` (class, hyper-parameters), ``encoder.json``, ``seen.npy``
+        and the weights (a ``.keras`` file for Keras models)."""
+        self._check_fitted()
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model.json").write_text(json.dumps({"class": type(self).__name__, "params": self._state()}, indent=2))
+        self.encoder_.save(folder / "encoder.json")
+        np.save(folder / "seen.npy", self.seen_)
+        self._save_weights(folder)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recommender":
+        """Load a model saved with :meth:`save` (the class is read from ``model.json``)."""
+        from recsys_tf import models
+
+        folder = Path(path)
+        meta_file = folder / "model.json"
+        if not meta_file.exists():
+            raise FileNotFoundError(f"{folder} is not a saved recsys_tf model (no model.json).")
+        meta = json.loads(meta_file.read_text())
+        klass = getattr(models, meta["class"])
+        model = klass(**meta["params"])
+        model.encoder_ = InteractionEncoder.load(folder / "encoder.json")
+        model.seen_ = np.load(folder / "seen.npy")
+        model._load_weights(folder)
+        return model

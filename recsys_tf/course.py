@@ -1,0 +1,144 @@
+"""Run the whole course headless: every notebook through papermill, then HTML pages and a summary.
+
+    python -m recsys_tf.course                       # all notebooks at their default parameters
+    python -m recsys_tf.course --only 00 -p EPOCHS=2 # one notebook, one knob changed
+
+Writes ``build/executed/*.ipynb``, ``build/html/*.html`` (with ``index.html``),
+``build/results.json`` and ``build/results.md`` (every value each notebook recorded, and its time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from recsys_tf.results import read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def list_notebooks(folder: Path = NOTEBOOKS, only: str | None = None) -> list[Path]:
+    """Course notebooks in order (``NN_name.ipynb``), optionally those whose name contains ``only``."""
+    books = sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    return [p for p in books if only is None or only in p.name]
+
+
+def parameters_cell(nb: dict) -> dict[str, Any]:
+    """The UPPER_CASE knobs assigned in the cell tagged ``parameters`` (literal values only)."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"])
+            out = {}
+            for node in ast.parse(src).body:
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+                    out[node.targets[0].id] = ast.literal_eval(node.value)
+            return out
+    raise ValueError("no code cell is tagged 'parameters'")
+
+
+def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
+            kernel: str | None = None, timeout: int = 1800) -> dict[str, Any]:  # fmt: skip
+    """Execute one notebook with papermill into ``out_dir``; returns its recorded results and timing."""
+    import papermill as pm
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / notebook.name
+    env_before = os.environ.get("RECSYS_TF_PROGRESS")
+    os.environ["RECSYS_TF_PROGRESS"] = "0"  # keep executed notebooks small: no progress bars
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the kernel's C++ log lines only clutter the terminal
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(notebook), str(target), parameters=parameters or {}, kernel_name=kernel,
+            cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout, log_output=False,
+        )  # fmt: skip
+    finally:
+        if env_before is None:
+            os.environ.pop("RECSYS_TF_PROGRESS", None)
+        else:
+            os.environ["RECSYS_TF_PROGRESS"] = env_before
+    seconds = time.perf_counter() - start
+    return {"notebook": notebook.name, "seconds": round(seconds, 1), "results": read_results(target), "path": str(target)}
+
+
+def to_html(executed: Path, html_dir: Path) -> Path:
+    """Render an executed notebook as a standalone HTML page."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    html_dir.mkdir(parents=True, exist_ok=True)
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    page = html_dir / (executed.stem + ".html")
+    page.write_text(body, encoding="utf-8")
+    return page
+
+
+def _summary_markdown(runs: list[dict[str, Any]]) -> str:
+    lines = ["# recsys-tf course run", "", f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
+    lines += ["| notebook | status | seconds | recorded results |", "|---|---|---|---|"]
+    for r in runs:
+        res = "; ".join(f"{k} = {_fmt(v)}" for k, v in r.get("results", {}).items() if not isinstance(v, (list, dict)))
+        lines.append(f"| {r['notebook']} | {r['status']} | {r.get('seconds', '')} | {res} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def run_course(out: Path, only: str | None = None, parameters: dict[str, Any] | None = None,
+               kernel: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Execute, render and summarise; failures are reported and the others still run."""
+    runs = []
+    books = list_notebooks(only=only)
+    if not books:
+        raise SystemExit(f"no notebook in {NOTEBOOKS} matches {only!r}")
+    for nb in books:
+        print(f"[course] {nb.name} ...", flush=True)
+        try:
+            run = execute(nb, out / "executed", parameters, kernel)
+            run["status"] = "ok"
+        except Exception as exc:  # report and continue with the next notebook
+            run = {"notebook": nb.name, "status": f"FAILED: {type(exc).__name__}", "error": str(exc)[-2000:],
+                   "path": str(out / "executed" / nb.name)}  # fmt: skip
+        if Path(run["path"]).exists():
+            to_html(Path(run["path"]), out / "html")
+        print(f"[course] {nb.name}: {run['status']} in {run.get('seconds', '?')} s", flush=True)
+        runs.append(run)
+    (out / "results.json").write_text(json.dumps(runs, indent=2))
+    (out / "results.md").write_text(_summary_markdown(runs))
+    links = "".join(f'<li><a href="{r["notebook"][:-6]}.html">{r["notebook"]}</a> ({r["status"]})</li>' for r in runs)
+    (out / "html").mkdir(parents=True, exist_ok=True)
+    (out / "html" / "index.html").write_text(f"<h1>recsys-tf course</h1><ol>{links}</ol>", encoding="utf-8")
+    return runs
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    key, _, raw = text.partition("=")
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return key, raw
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=ROOT / "build", help="output folder (default: build/)")
+    ap.add_argument("--only", help="run only notebooks whose file name contains this text")
+    ap.add_argument("-p", "--param", action="append", default=[], help="KEY=VALUE parameter for every notebook")
+    ap.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
+    args = ap.parse_args(argv)
+    runs = run_course(args.out, args.only, dict(_parse_param(p) for p in args.param), args.kernel)
+    print((args.out / "results.md").read_text())
+    return 0 if all(r["status"] == "ok" for r in runs) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

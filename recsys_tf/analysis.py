@@ -78,23 +78,25 @@ def distinct_needs(events: pd.DataFrame, items: pd.DataFrame, min_share: float =
     out = {}
     for col in ("category", "style", "price_need"):
         prof = interest_profile(ev, items, by=col)
-        out[{"price_need": "category_price_bands"}.get(col, col + "s")] = (prof >= min_share).sum(axis=1)
+        out[{"category": "categories", "style": "styles", "price_need": "category_price_bands"}[col]] = (prof >= min_share).sum(axis=1)
     return pd.DataFrame(out)
 
 
-def price_sensitivity(events: pd.DataFrame, items: pd.DataFrame) -> pd.Series:
-    """Per user: mean log price ratio of viewed items *not bought* over items bought in the same category.
+def price_profile(events: pd.DataFrame, items: pd.DataFrame, event: str = "view", min_events: int = 8) -> pd.DataFrame:
+    """Per user: where and how widely they browse on price, relative to each category's median.
 
-    Positive values mean the user buys cheaper than they browse: a price-sensitive shopper.
-    Users without a purchase are left out.
+    With ``x = log(price / median price of the item's category)`` over the user's ``event`` rows:
+    ``price_level`` = mean x (above 0: browses dearer than typical, a higher budget) and
+    ``price_spread`` = std x (small: a narrow price range, the mark of a price-sensitive shopper).
+    Users with fewer than ``min_events`` such rows are left out.
     """
-    ev = events.merge(items[[ITEM, "price", "category"]], on=ITEM, how="inner")
-    ev = ev[ev["price"] > 0]
-    ev = ev.assign(logp=np.log(ev["price"]))
-    bought = ev[ev["event"] == "purchase"].groupby([USER, "category"])["logp"].mean()
-    viewed = ev[ev["event"] == "view"].groupby([USER, "category"])["logp"].mean()
-    both = pd.concat({"bought": bought, "viewed": viewed}, axis=1).dropna()
-    return (both["viewed"] - both["bought"]).groupby(level=0).mean().rename("price_gap")
+    require_columns(items, [ITEM, "price", "category"], "items")
+    cat = items[items["price"] > 0]
+    rel = np.log(cat["price"]) - np.log(cat.groupby("category")["price"].transform("median"))
+    ev = events.loc[events["event"] == event, [USER, ITEM]].merge(cat[[ITEM]].assign(x=rel.to_numpy()), on=ITEM)
+    stats = ev.groupby(USER)["x"].agg(["mean", "std", "size"])
+    stats = stats[stats["size"] >= min_events]
+    return stats.rename(columns={"mean": "price_level", "std": "price_spread", "size": "events"})
 
 
 def session_stats(events: pd.DataFrame) -> pd.DataFrame:

@@ -70,7 +70,8 @@ def plot_distribution(values: pd.Series, title: str, xlabel: str, log: bool = Tr
     plt = _plt()
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     v = np.asarray(values, float)
-    edges = np.logspace(0, np.log10(max(v.max(), 2)), bins) if log else bins
+    # integer counts: bin edges halfway between integers, so no bin falls between two counts
+    edges = np.unique(np.round(np.logspace(0, np.log10(max(v.max(), 2) + 1), bins))) - 0.5 if log else bins
     ax.hist(v, bins=edges)
     if log:
         ax.set_xscale("log")

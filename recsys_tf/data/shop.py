@@ -32,6 +32,7 @@ Size = Literal["tiny", "small", "large"]
 START = 1_767_571_200  # 2026-01-05 00:00:00 UTC, a Monday
 DAY = 86_400
 # Share of sessions starting at each hour of the day: quiet nights, a lunch bump, an evening peak.
+WEEKDAY_PROFILE = np.array([1.0, 0.95, 0.95, 1.0, 1.1, 1.35, 1.3])  # Monday..Sunday: weekends busier
 HOUR_PROFILE = np.array([2, 1, 1, 1, 1, 2, 3, 5, 6, 6, 6, 7, 8, 7, 6, 6, 6, 7, 9, 11, 12, 11, 8, 4], float)
 
 
@@ -238,7 +239,8 @@ def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, cata
     s_count = np.repeat(counts, n_sess)
     target = np.repeat(base, n_sess) + rng.random(len(s_user))  # user weights sum to one
     s_row = np.clip(np.searchsorted(wcdf, target, side="right"), s_first, s_first + s_count - 1)
-    day = rng.integers(0, period // DAY, len(s_user))
+    day_weight = WEEKDAY_PROFILE[np.arange(period // DAY) % 7]
+    day = rng.choice(period // DAY, size=len(s_user), p=day_weight / day_weight.sum())
     hour = rng.choice(24, size=len(s_user), p=HOUR_PROFILE / HOUR_PROFILE.sum())
     s_time = day * DAY + hour * 3600 + rng.integers(0, 3600, len(s_user))
     n_views = 1 + rng.geometric(1.0 / cfg.views_per_session, len(s_user)) - 1

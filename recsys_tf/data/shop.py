@@ -73,6 +73,7 @@ class Shop:
     needs: pd.DataFrame
     events: pd.DataFrame
     _need_arrays: dict = field(default_factory=dict, repr=False)
+    _clean_catalog: pd.DataFrame | None = field(default=None, repr=False)  # ground truth: before catalog dirt
 
     def __repr__(self) -> str:
         return (
@@ -93,7 +94,7 @@ class Shop:
         """Ground-truth utility ``max_n U(u, n, j)`` (users x items): what a perfect model would rank by."""
         users = np.asarray(user_ids)
         items = self.catalog["item_id"].to_numpy() if item_ids is None else np.asarray(item_ids)
-        util = _need_utility(self._need_arrays, self.catalog, items, users)
+        util = _need_utility(self._need_arrays, self._clean_catalog, items, users)
         return util.max(axis=1)
 
     def ideal_ranking(self, user_ids: np.ndarray | list[int], k: int = 10) -> np.ndarray:
@@ -114,7 +115,7 @@ class Shop:
 def _user_arrays(cfg: ShopConfig, catalog: pd.DataFrame, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     n = cfg.n_users
     n_needs = 1 + rng.binomial(3, 0.4, n)
-    leaf = catalog.attrs["leaf_index"]
+    leaf = _item_arrays(catalog)["leaf"]
     leaf_pop = np.bincount(leaf, minlength=len(sc.LEAVES)) + 1.0
     owner = np.repeat(np.arange(n), n_needs)
     m = len(owner)
@@ -163,9 +164,7 @@ def _user_arrays(cfg: ShopConfig, catalog: pd.DataFrame, rng: np.random.Generato
 
 
 def _item_arrays(catalog: pd.DataFrame) -> dict[str, np.ndarray]:
-    leaf = catalog.attrs.get("leaf_index")
-    if leaf is None:
-        leaf = pd.Categorical(catalog["category"], categories=[lf for _, lf in sc.LEAVES]).codes
+    leaf = pd.Categorical(catalog["category"], categories=[lf for _, lf in sc.LEAVES]).codes
     dept_of_leaf = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])
     return {
         "leaf": leaf, "dept": dept_of_leaf[leaf],
@@ -246,14 +245,16 @@ def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, cata
     n_views = 1 + rng.geometric(1.0 / cfg.views_per_session, len(s_user)) - 1
     v_sess = np.repeat(np.arange(len(s_user)), n_views)
     v_row = s_row[v_sess]
-    gaps = rng.exponential(45.0, len(v_sess))
+    gaps = 1.0 + rng.exponential(45.0, len(v_sess))
     v_time = s_time[v_sess] + _cumsum_within(gaps, n_views).astype(np.int64)
     # Items: draw, then thin by launch date and popularity trend (rejection, a few vectorized rounds).
     v_item = _sample_items(flat, n_items, v_row, rng)
     launch, trend = catalog["launch_time"].to_numpy(), catalog["trend"].to_numpy()
-    for _ in range(25):
+    for round_ in range(200):
         frac = v_time / period - 0.5
-        accept_p = np.exp(trend[v_item] * frac - np.abs(trend[v_item]) * 0.5) * (launch[v_item] <= v_time)
+        launched = launch[v_item] <= v_time
+        # first rounds thin by the trend as well; later ones only insist on the launch date
+        accept_p = np.exp(trend[v_item] * frac - np.abs(trend[v_item]) * 0.5) * launched if round_ < 25 else launched
         redo = rng.random(len(v_item)) >= accept_p
         if not redo.any():
             break
@@ -297,13 +298,15 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _bot_events(cfg: ShopConfig, bots: np.ndarray, n_items: int, period: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Crawlers: long bursts of views one to two seconds apart on random items, never buying."""
+def _bot_events(cfg: ShopConfig, bots: np.ndarray, launch: np.ndarray, period: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Crawlers: long bursts of views one to two seconds apart on random (launched) items, never buying."""
     n_ev = rng.integers(300, 1500, len(bots))
     user = np.repeat(bots, n_ev)
     start = np.repeat(rng.integers(0, period - DAY, len(bots)), n_ev)
     time = start + _cumsum_within(rng.integers(1, 3, len(user)).astype(float), n_ev).astype(np.int64)
-    item = rng.integers(0, n_items, len(user))
+    by_launch = np.argsort(launch, kind="stable")
+    n_live = np.searchsorted(launch[by_launch], time, side="right")  # products on sale at each time
+    item = by_launch[(rng.random(len(user)) * n_live).astype(np.int64)]
     event = np.where(rng.random(len(user)) < 0.02, 1, 0)
     return {"user": user, "item": item, "event": event, "time": time,
             "session": np.full(len(user), -1), "rating": np.full(len(user), np.nan)}  # fmt: skip
@@ -378,7 +381,7 @@ def make_shop(size: Size | ShopConfig = "small", seed: int = 0, dirty: bool = Tr
     ]
     bots = users.loc[users["is_bot"], "user_id"].to_numpy()
     if len(bots):
-        chunks.append(_bot_events(cfg, bots, cfg.n_items, period, rng))
+        chunks.append(_bot_events(cfg, bots, catalog["launch_time"].to_numpy(), period, rng))
     cols = {k: np.concatenate([c[k] for c in chunks]) for k in ("user", "item", "event", "time", "session", "rating")}
     # Session ids were per chunk: make them global (bots get their own session per bot).
     offsets = np.cumsum([0] + [int(c["n_sessions"][0]) if "n_sessions" in c else 0 for c in chunks[:-1]])
@@ -394,8 +397,10 @@ def make_shop(size: Size | ShopConfig = "small", seed: int = 0, dirty: bool = Tr
         "session_id": session.astype(np.int64),
         "rating": cols["rating"].astype(np.float64),
     }).sort_values(["timestamp", "user_id", "event"], kind="stable", ignore_index=True)  # fmt: skip
+    clean_catalog = catalog
     if cfg.duplicate_share or cfg.missing_share or cfg.malformed_share:
         events = _add_dirt(events, cfg, cfg.n_items, rng)
         catalog = _dirty_catalog(catalog, rng)
     catalog = catalog.assign(picture=None)
-    return Shop(config=cfg, seed=seed, catalog=catalog, users=users, needs=needs, events=events, _need_arrays=na)
+    return Shop(config=cfg, seed=seed, catalog=catalog, users=users, needs=needs, events=events,
+                _need_arrays=na, _clean_catalog=clean_catalog)  # fmt: skip

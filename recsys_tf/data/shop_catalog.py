@@ -143,7 +143,6 @@ def make_catalog(n_items: int, rng: np.random.Generator, period_s: int) -> pd.Da
     })  # fmt: skip
     cat["title"], cat["description"] = _texts(cat, leaf, rng)
     cat["text"] = cat["title"] + ". " + cat["description"]
-    cat.attrs["leaf_index"] = leaf
     return cat
 
 

@@ -1,0 +1,55 @@
+"""Test set-up: no network, a private cache, local real data from ../shared/datasets when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "datasets"
+
+os.environ["RECSYS_TF_OFFLINE"] = "1"  # nothing in the tests may download
+os.environ.setdefault("RECSYS_TF_PROGRESS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if "RECSYS_TF_DATA" not in os.environ and SHARED.is_dir():
+    os.environ["RECSYS_TF_DATA"] = str(SHARED)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Each test sees an empty download cache, never the user's."""
+    monkeypatch.setenv("RECSYS_TF_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def has_local(dataset: str, filename: str) -> bool:
+    root = os.environ.get("RECSYS_TF_DATA")
+    return bool(root) and (Path(root) / dataset / filename).exists()
+
+
+def needs_local(dataset: str, filename: str):
+    """Skip (with the reason) when a real data file is not in $RECSYS_TF_DATA; CI always has them."""
+    return pytest.mark.skipif(not has_local(dataset, filename),
+                              reason=f"{dataset}/{filename} not in $RECSYS_TF_DATA")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def shop_tiny():
+    from recsys_tf.data.shop import make_shop
+
+    return make_shop("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def shop_small():
+    from recsys_tf.data.shop import make_shop
+
+    return make_shop("small", seed=0)
+
+
+@pytest.fixture(scope="session")
+def shop_small_clean(shop_small):
+    from recsys_tf.data.cleaning import clean_events
+
+    return clean_events(shop_small.events, shop_small.catalog)

@@ -1,0 +1,51 @@
+"""Every course notebook runs through papermill with its small test parameters; results are checked.
+
+New notebooks are picked up automatically (``notebooks/NN_*.ipynb``); their shrunken parameters
+live in the notebook's metadata (``recsys_tf.test_parameters``). Executed copies are kept in
+``build/test-notebooks/`` for nbval's determinism check (``make test`` runs it next).
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from recsys_tf.course import ROOT, execute, list_notebooks
+
+OUT = ROOT / "build" / "test-notebooks"
+BOOKS = list_notebooks()
+
+
+def _between(lo, hi):
+    return lambda v: lo <= v <= hi
+
+
+CHECKS = {
+    "00_quickstart": {
+        "n_pairs": _between(100, 10**6), "popularity_ndcg@10": _between(0, 1), "mf_ndcg@10": _between(0, 1),
+        "mf_hit_rate@10": _between(0, 1), "recommended_for_user": lambda v: len(v) == 10 and len(set(v)) == 10,
+    },
+    "01_data_cleaning": {
+        "raw_events": _between(1_000, 10**8), "clean_events": _between(1_000, 10**8),
+        "duplicates_removed": _between(1, 10**6), "bots_found": _between(1, 100),
+        "leakage_random": _between(0.05, 1), "leakage_temporal": lambda v: v == 0,
+        "explicit_rmse_model": _between(0, 3), "explicit_rmse_mean": _between(0, 3),
+    },
+    "02_user_behavior_analysis": {
+        "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
+        "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),
+        "price_level_vs_budget_spearman": _between(0.2, 1),
+    },
+}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
+def test_notebook_runs_and_records_results(path):
+    params = nbformat.read(path, as_version=4).metadata.get("recsys_tf", {}).get("test_parameters", {})
+    run = execute(path, OUT, parameters=params, timeout=600)
+    results = run["results"]
+    assert results, f"{path.name} recorded no results"
+    for name, ok in CHECKS.get(path.stem, {}).items():
+        assert name in results, f"{path.name} did not record {name}"
+        assert ok(results[name]), f"{path.name}: {name} = {results[name]!r} is out of range"

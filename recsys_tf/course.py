@@ -43,6 +43,20 @@ def parameters_cell(nb: dict) -> dict[str, Any]:
     raise ValueError("no code cell is tagged 'parameters'")
 
 
+def default_kernel() -> str | None:
+    """The ``recsys-tf`` kernel that ``make install`` registers in the virtual environment, if present.
+
+    Using it (rather than whatever ``python3`` kernel a user has registered) guarantees the
+    notebooks run with the kit's own environment.
+    """
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        return "recsys-tf" if "recsys-tf" in KernelSpecManager().find_kernel_specs() else None
+    except Exception:  # pragma: no cover - jupyter_client missing or broken: papermill will say so
+        return None
+
+
 def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
             kernel: str | None = None, timeout: int = 1800) -> dict[str, Any]:  # fmt: skip
     """Execute one notebook with papermill into ``out_dir``; returns its recorded results and timing."""
@@ -56,7 +70,7 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = N
     start = time.perf_counter()
     try:
         pm.execute_notebook(
-            str(notebook), str(target), parameters=parameters or {}, kernel_name=kernel,
+            str(notebook), str(target), parameters=parameters or {}, kernel_name=kernel or default_kernel(),
             cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout, log_output=False,
         )  # fmt: skip
     finally:

@@ -154,3 +154,7 @@ def test_no_real_data_is_committed():
     tracked = os.popen(f"git -C {ROOT} ls-files").read().split()
     forbidden = {"u.data", "ratings.dat", "ratings.csv", "ml-1m.test.negative", "Beauty.txt", "Video.txt"}
     assert not forbidden & {Path(t).name for t in tracked}
+
+
+def test_datasets_readme_shows_the_current_registry():
+    assert markdown_table() in (ROOT / "datasets" / "README.md").read_text()

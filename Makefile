@@ -1,0 +1,44 @@
+# recsys-tf: two commands do everything, each setting itself up on a fresh machine.
+#   make course   run every notebook headless -> build/ (executed notebooks, HTML, results summary)
+#   make test     the test suite (unit tests, every notebook on tiny data, nbval determinism check)
+# Other targets: make lab (JupyterLab), make bench (speed numbers -> bench/results/), make clean.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+# Local copies of the real data sets: default ../shared/datasets when it exists (see datasets/README.md).
+ifeq ($(origin RECSYS_TF_DATA), undefined)
+  ifneq ($(wildcard ../shared/datasets),)
+    export RECSYS_TF_DATA := $(abspath ../shared/datasets)
+  endif
+endif
+
+.PHONY: install course test lab bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m ipykernel install --sys-prefix --name recsys-tf --display-name "Python (recsys-tf)"
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m recsys_tf.course --out build
+
+test: $(STAMP)
+	$(PY) -m pytest
+	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/test-notebooks
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(PY) bench/bench_data.py
+
+clean:
+	rm -rf build

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from recsys_tf.utils import first_occurrence
 
 
 @dataclass
@@ -43,17 +43,7 @@ class Relevance:
         q = rows * self.n_items + ranked
         pos = np.minimum(np.searchsorted(self.keys, q), max(len(self.keys) - 1, 0))
         hit = (self.keys[pos] == q) & (ranked >= 0) if len(self.keys) else np.zeros(ranked.shape, bool)
-        return hit & _first_occurrence(ranked)
-
-
-def _first_occurrence(ranked: np.ndarray) -> np.ndarray:
-    order = np.argsort(ranked, axis=1, kind="stable")
-    srt = np.take_along_axis(ranked, order, axis=1)
-    dup = np.zeros(ranked.shape, bool)
-    dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
-    first = np.empty(ranked.shape, bool)
-    np.put_along_axis(first, order, ~dup, axis=1)
-    return first
+        return hit & first_occurrence(ranked)
 
 
 def _as_relevance(relevant, n_rows: int, n_items: int | None) -> Relevance:
@@ -61,6 +51,31 @@ def _as_relevance(relevant, n_rows: int, n_items: int | None) -> Relevance:
         return relevant
     n_items = n_items or int(max((max(x, default=-1) for x in relevant), default=-1)) + 1
     return Relevance.from_lists(list(relevant), max(n_items, 1))
+
+
+def _pad(ranked: np.ndarray, k: int) -> np.ndarray:
+    ranked = np.asarray(ranked)
+    if ranked.shape[1] < k:
+        ranked = np.pad(ranked, ((0, 0), (0, k - ranked.shape[1])), constant_values=-1)
+    return ranked[:, :k]
+
+
+def _per_user(ranked: np.ndarray, rel: Relevance, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-user precision, recall, hit rate, NDCG, AP and reciprocal rank at ``k`` (NaN-free where |R_u| > 0)."""
+    hits = rel.hits(ranked).astype(np.float64)
+    n_rel = rel.counts.astype(np.float64)
+    safe = np.maximum(n_rel, 1)  # users without relevant items are masked out by the callers
+    ranks = np.arange(1, k + 1)
+    discount = 1.0 / np.log2(ranks + 1)
+    ideal = np.cumsum(discount)[np.clip(np.minimum(safe, k).astype(int) - 1, 0, k - 1)]
+    n_hits = hits.sum(axis=1)
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
+    return {
+        "precision": n_hits / k, "recall": n_hits / safe, "hit_rate": (n_hits > 0).astype(float),
+        "ndcg": (hits * discount).sum(axis=1) / ideal,
+        "map": (hits * np.cumsum(hits, axis=1) / ranks).sum(axis=1) / np.minimum(safe, k),
+        "mrr": 1.0 / first,
+    }, n_rel  # fmt: skip
 
 
 def ranking_metrics(ranked: np.ndarray, relevant, k: int | None = None, n_items: int | None = None) -> dict[str, float]:
@@ -77,29 +92,11 @@ def ranking_metrics(ranked: np.ndarray, relevant, k: int | None = None, n_items:
 
     ``k`` longer than the lists is allowed: missing ranks count as misses.
     """
-    ranked = np.asarray(ranked)
-    k = ranked.shape[1] if k is None else k
-    if ranked.shape[1] < k:
-        ranked = np.pad(ranked, ((0, 0), (0, k - ranked.shape[1])), constant_values=-1)
-    ranked = ranked[:, :k]
-    rel = _as_relevance(relevant, ranked.shape[0], n_items)
-    n_rel = rel.counts
+    k = np.shape(ranked)[1] if k is None else k
+    ranked = _pad(ranked, k)
+    per_user, n_rel = _per_user(ranked, _as_relevance(relevant, ranked.shape[0], n_items), k)
     keep = n_rel > 0
-    hits = rel.hits(ranked)[keep].astype(np.float64)
-    n_rel = n_rel[keep].astype(np.float64)
-    ranks = np.arange(1, k + 1)
-    discount = 1.0 / np.log2(ranks + 1)
-    ideal = np.cumsum(discount)[np.minimum(n_rel, k).astype(int) - 1] if len(n_rel) else np.zeros(0)
-    n_hits = hits.sum(axis=1)
-    precision = n_hits / k
-    recall = n_hits / n_rel
-    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
-    ap = (hits * np.cumsum(hits, axis=1) / ranks).sum(axis=1) / np.minimum(n_rel, k)
-    out = {
-        f"precision@{k}": precision, f"recall@{k}": recall, f"hit_rate@{k}": (n_hits > 0).astype(float),
-        f"ndcg@{k}": (hits * discount).sum(axis=1) / ideal, f"map@{k}": ap, f"mrr@{k}": 1.0 / first,
-    }  # fmt: skip
-    means = {name: float(v.mean()) if len(v) else float("nan") for name, v in out.items()}
+    means = {f"{name}@{k}": float(v[keep].mean()) if keep.any() else float("nan") for name, v in per_user.items()}
     p, r = means[f"precision@{k}"], means[f"recall@{k}"]
     means[f"f1@{k}"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
     means["n_users"] = int(keep.sum())
@@ -109,27 +106,15 @@ def ranking_metrics(ranked: np.ndarray, relevant, k: int | None = None, n_items:
 
 def per_user_metric(ranked: np.ndarray, relevant, metric: str = "ndcg", k: int = 10,
                     n_items: int | None = None) -> np.ndarray:  # fmt: skip
-    """One metric per user (NaN for users without relevant items): the input of paired tests."""
-    ranked = np.asarray(ranked)[:, :k]
-    if ranked.shape[1] < k:
-        ranked = np.pad(ranked, ((0, 0), (0, k - ranked.shape[1])), constant_values=-1)
-    rel = _as_relevance(relevant, ranked.shape[0], n_items)
-    hits = rel.hits(ranked).astype(float)
-    n_rel = rel.counts.astype(float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if metric == "ndcg":
-            disc = 1.0 / np.log2(np.arange(2, k + 2))
-            ideal = np.cumsum(disc)[np.clip(np.minimum(n_rel, k).astype(int) - 1, 0, k - 1)]
-            val = (hits * disc).sum(axis=1) / ideal
-        elif metric == "hit_rate":
-            val = (hits.sum(axis=1) > 0).astype(float)
-        elif metric == "recall":
-            val = hits.sum(axis=1) / n_rel
-        elif metric == "precision":
-            val = hits.sum(axis=1) / k
-        else:
-            raise ValueError(f"metric must be ndcg, hit_rate, recall or precision; got {metric!r}.")
-    return np.where(n_rel > 0, val, np.nan)
+    """One metric per user (NaN for users without relevant items): the input of paired tests.
+
+    ``metric``: precision, recall, hit_rate, ndcg, map or mrr (definitions in :func:`ranking_metrics`).
+    """
+    ranked = _pad(ranked, k)
+    per_user, n_rel = _per_user(ranked, _as_relevance(relevant, ranked.shape[0], n_items), k)
+    if metric not in per_user:
+        raise ValueError(f"metric must be one of {sorted(per_user)}; got {metric!r}.")
+    return np.where(n_rel > 0, per_user[metric], np.nan)
 
 
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:

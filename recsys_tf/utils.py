@@ -39,3 +39,14 @@ def progress(iterable: Any = None, **kwargs: Any) -> Any:
     kwargs.setdefault("disable", os.environ.get("RECSYS_TF_PROGRESS", "1") == "0")
     kwargs.setdefault("mininterval", 0.5)
     return tqdm(iterable, **kwargs)
+
+
+def first_occurrence(rows: np.ndarray) -> np.ndarray:
+    """Boolean mask, same shape as the 2-D ``rows``: True where a value appears for the first time in its row."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    srt = np.take_along_axis(rows, order, axis=1)
+    repeat = np.zeros(rows.shape, bool)
+    repeat[:, 1:] = srt[:, 1:] == srt[:, :-1]
+    first = np.empty(rows.shape, bool)
+    np.put_along_axis(first, order, ~repeat, axis=1)
+    return first

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.errors import DataError
+from recsys_tf.utils import first_occurrence
 
 Strategy = Literal["uniform", "popularity"]
 
@@ -94,14 +95,7 @@ def sample_candidates(users: np.ndarray, positives: np.ndarray, seen: np.ndarray
         u = np.repeat(users[todo], width)
         ok = ~_is_seen(seen, u, cand.ravel(), n_items).reshape(cand.shape)
         ok &= cand != positives[todo, None]
-        # keep the first occurrence of each item within a row
-        order = np.argsort(cand, axis=1, kind="stable")
-        srt = np.take_along_axis(cand, order, axis=1)
-        dup = np.zeros_like(ok)
-        dup[:, 1:] = srt[:, 1:] == srt[:, :-1]
-        first = np.empty_like(ok)
-        np.put_along_axis(first, order, ~dup, axis=1)
-        ok &= first
+        ok &= first_occurrence(cand)  # distinct items within a row
         enough = ok.sum(axis=1) >= n_neg
         rows = np.flatnonzero(enough)
         rank = np.cumsum(ok[rows], axis=1)

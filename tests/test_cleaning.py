@@ -89,8 +89,10 @@ def test_clean_events_on_the_shop(shop_small, shop_small_clean):
     assert (ev.timestamp < 10_000_000_000).all()
     bots = shop_small.users.user_id[shop_small.users.is_bot]
     assert not ev.user_id.isin(bots).any()  # every simulated bot found...
-    humans_lost = set(shop_small.events.user_id.dropna()) - set(ev.user_id) - set(bots)
-    assert not humans_lost  # ...and no human removed
+    raw = shop_small.events
+    usable = raw.item_id.notna() & raw.timestamp.notna() & raw.item_id.isin(shop_small.catalog.item_id)
+    humans_lost = set(raw.user_id[usable]) - set(ev.user_id) - set(bots)
+    assert not humans_lost  # ...and no human with a usable event removed
     rep = report.to_frame()
     assert rep.rows_before.iloc[0] == len(shop_small.events) and rep.rows_after.iloc[-1] == len(ev)
     assert (rep.rows_before.iloc[1:].to_numpy() == rep.rows_after.iloc[:-1].to_numpy()).all()

@@ -126,3 +126,115 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Mean absolute error: mean(|y - y_hat|)."""
     return float(np.mean(np.abs(np.asarray(y_true, float) - np.asarray(y_pred, float))))
+
+
+# --- the sampled-candidates protocol (NCF) ------------------------------------------------------
+def sampled_ranks(scores: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
+    """1-based rank of the held-out item (column 0) among its candidates, per user.
+
+    ``scores``: users x (1 + n_neg), the positive's score in column 0. ``candidates`` (the item ids
+    of the same shape), when given, removes negatives equal to the positive -- in the published
+    ML-1M negatives file 156 users have their test item among their own negatives, and NCF's
+    ``evaluate.py`` counts it once because it keeps scores in a dict. Ties are pessimistic
+    (a negative scoring equal to the positive ranks above it), as ``heapq.nlargest`` does in NCF
+    with the test item inserted last.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    above = scores[:, 1:] >= scores[:, :1]
+    if candidates is not None:
+        candidates = np.asarray(candidates)
+        keep = (candidates[:, 1:] != candidates[:, :1]) & first_occurrence(candidates[:, 1:])
+        above &= keep
+    return 1 + above.sum(axis=1)
+
+
+def sampled_metrics(scores: np.ndarray, candidates: np.ndarray | None = None, k: int = 10) -> dict[str, float]:
+    """HR@k, NDCG@k, MRR and AUC of the held-out item among sampled candidates (He et al., WWW 2017).
+
+    With ``rank`` from :func:`sampled_ranks` and ``n`` distinct negatives:
+    HR@k = [rank <= k]; NDCG@k = [rank <= k] / log2(rank + 1); MRR = 1 / rank;
+    AUC = (negatives ranked below the positive) / n = (n - (rank - 1)) / n.
+    """
+    rank = sampled_ranks(scores, candidates)
+    n_neg = np.asarray(scores).shape[1] - 1
+    if candidates is not None:
+        c = np.asarray(candidates)
+        n_neg = ((c[:, 1:] != c[:, :1]) & first_occurrence(c[:, 1:])).sum(axis=1)
+    hit = rank <= k
+    return {
+        f"hit_rate@{k}": float(hit.mean()), f"ndcg@{k}": float(np.where(hit, 1 / np.log2(rank + 1), 0).mean()),
+        "mrr": float((1 / rank).mean()), "auc": float(((n_neg - (rank - 1)) / np.maximum(n_neg, 1)).mean()),
+        "n_users": int(len(rank)),
+    }  # fmt: skip
+
+
+# --- beyond accuracy ----------------------------------------------------------------------------
+def catalog_coverage(ranked: np.ndarray, n_items: int) -> float:
+    """Share of the catalog that appears in at least one list: |union of lists| / n_items."""
+    r = np.asarray(ranked)
+    return float(len(np.unique(r[r >= 0])) / n_items)
+
+
+def novelty(ranked: np.ndarray, item_counts: np.ndarray, n_users: int) -> float:
+    """Mean self-information of recommended items, -log2(p_i) with p_i = users who interacted with i / n_users.
+
+    Higher = less popular, more novel items (Zhou et al., PNAS 2010). Items never seen count as p = 1 / n_users.
+    """
+    r = np.asarray(ranked)
+    p = np.maximum(np.asarray(item_counts, float), 1.0) / n_users
+    return float(-np.log2(p[r[r >= 0]]).mean())
+
+
+def popularity_bias(ranked: np.ndarray, item_counts: np.ndarray) -> float:
+    """Average recommendation popularity (ARP, Abdollahpouri et al. 2019): mean training count of recommended items."""
+    r = np.asarray(ranked)
+    return float(np.asarray(item_counts, float)[r[r >= 0]].mean())
+
+
+def intra_list_diversity(ranked: np.ndarray, item_vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance (1 - cos) between the items of each list, averaged over lists.
+
+    ILD (Ziegler et al., WWW 2005). ``item_vectors``: one row per item code (features or embeddings).
+    """
+    r = np.asarray(ranked)
+    v = np.asarray(item_vectors, dtype=np.float64)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    lists = v[np.maximum(r, 0)]  # users x k x d
+    sim = np.einsum("ukd,ujd->ukj", lists, lists)
+    valid = (r >= 0)[:, :, None] & (r >= 0)[:, None, :]
+    k = r.shape[1]
+    off = valid & ~np.eye(k, dtype=bool)[None]
+    pairs = off.sum(axis=(1, 2))
+    dist = ((1 - sim) * off).sum(axis=(1, 2)) / np.maximum(pairs, 1)
+    return float(dist[pairs > 0].mean())
+
+
+# --- comparing two models -----------------------------------------------------------------------
+def confidence_interval(values: np.ndarray, level: float = 0.95, n_boot: int = 2_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and percentile-bootstrap confidence interval of a per-user metric (NaN users dropped)."""
+    v = np.asarray(values, float)
+    v = v[~np.isnan(v)]
+    rng = np.random.default_rng(seed)
+    boots = v[rng.integers(0, len(v), (n_boot, len(v)))].mean(axis=1)
+    lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(v.mean()), float(lo), float(hi)
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """Is model A better than model B on the same users? Paired t-test and Wilcoxon signed-rank test.
+
+    ``a``, ``b``: per-user metric of each model (same users, same order; NaN pairs dropped).
+    Returns the mean difference A - B with its t confidence interval and both p-values.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    keep = ~(np.isnan(a) | np.isnan(b))
+    d = a[keep] - b[keep]
+    n = len(d)
+    se = d.std(ddof=1) / np.sqrt(n) if n > 1 else np.nan
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * se if n > 1 else np.nan
+    t_p = float(stats.ttest_rel(a[keep], b[keep]).pvalue) if n > 1 and se > 0 else float("nan")
+    w_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
+    return {"mean_difference": float(d.mean()), "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
+            "t_test_p": t_p, "wilcoxon_p": w_p, "n_users": n}  # fmt: skip

@@ -15,7 +15,7 @@ ifeq ($(origin RECSYS_TF_DATA), undefined)
   endif
 endif
 
-.PHONY: install course test lab bench clean
+.PHONY: install course test lab bench clean reproduce
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -42,3 +42,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf build
+
+reproduce: $(STAMP)
+	$(PY) -m recsys_tf.reproduce

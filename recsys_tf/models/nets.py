@@ -1,0 +1,198 @@
+"""Keras networks scoring (user, item) pairs, written with ``keras.ops`` only (any backend).
+
+Each takes an int tensor of shape ``(batch, 2)`` -- user code, item code -- and returns one score
+(a logit for implicit feedback, a rating for explicit feedback) per pair. ``full_scores`` computes
+the users x all-items score matrix from the weights with NumPy, using the algebra of each model
+(for MLP layers: the first layer's user and item halves are computed once each), which is far
+faster than pushing every pair through the network.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+PACKAGE = "recsys_tf"
+
+
+def _np(x) -> np.ndarray:
+    return keras.ops.convert_to_numpy(x)
+
+
+def _emb(n: int, d: int, l2: float, seed: int, name: str, stddev: float = 0.01, nonneg: bool = False) -> layers.Embedding:
+    return layers.Embedding(
+        n, d, name=name,
+        embeddings_initializer=keras.initializers.RandomNormal(stddev=stddev, seed=seed),
+        embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None,
+        embeddings_constraint=keras.constraints.NonNeg() if nonneg else None,
+    )  # fmt: skip
+
+
+class PairNet(keras.Model):
+    """Base: stores its constructor arguments for ``get_config`` (so ``.keras`` files reload)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        base = {k: kwargs.pop(k) for k in ("name", "dtype", "trainable") if k in kwargs}
+        super().__init__(**base)
+        self.cfg = kwargs
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), **self.cfg}
+
+    def build(self, input_shape=None) -> None:
+        # Creating the weights means running one pair through every layer (nested towers included).
+        if not self.built:
+            self.call(ops.zeros((1, 2), dtype="int32"))
+        self.built = True
+
+    def build_now(self) -> "PairNet":
+        self(np.zeros((1, 2), dtype="int32"))
+        return self
+
+    def full_scores(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - every net overrides
+        raise NotImplementedError
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MFNet(PairNet):
+    """Biased MF: ``mu + b_u + b_i + p_u . q_i`` (Koren et al. 2009); ``nonneg`` keeps p, q >= 0 (NMF)."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 32, l2: float = 0.0, global_bias: float = 0.0,
+                 use_bias: bool = True, nonneg: bool = False, init_std: float = 0.1, reg: float = 0.0, seed: int = 0,
+                 **kwargs: Any) -> None:  # fmt: skip
+        super().__init__(n_users=n_users, n_items=n_items, factors=factors, l2=l2, global_bias=global_bias,
+                         use_bias=use_bias, nonneg=nonneg, init_std=init_std, reg=reg, seed=seed, **kwargs)  # fmt: skip
+        self.reg = reg
+        self.p = _emb(n_users, factors, l2, seed, "user_factors", init_std, nonneg)
+        self.q = _emb(n_items, factors, l2, seed + 1, "item_factors", init_std, nonneg)
+        self.use_bias, self.mu = use_bias, float(global_bias)
+        if use_bias:
+            self.bu = layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias",
+                                       embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None)  # fmt: skip
+            self.bi = layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias",
+                                       embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None)  # fmt: skip
+
+    def call(self, pairs, training=None):
+        u, i = pairs[:, 0], pairs[:, 1]
+        pu, qi = self.p(u), self.q(i)
+        out = ops.sum(pu * qi, axis=-1) + self.mu
+        penalty = ops.sum(ops.square(pu), -1) + ops.sum(ops.square(qi), -1)
+        if self.use_bias:
+            bu, bi = ops.squeeze(self.bu(u), -1), ops.squeeze(self.bi(i), -1)
+            out = out + bu + bi
+            penalty = penalty + ops.square(bu) + ops.square(bi)
+        if training and self.reg:
+            # Koren's per-rating penalty: lambda (|p_u|^2 + |q_i|^2 + b_u^2 + b_i^2) for each observed pair,
+            # so frequent users and items are regularised in proportion to their data
+            self.add_loss(self.reg * ops.mean(penalty))
+        return out
+
+    def full_scores(self, users: np.ndarray) -> np.ndarray:
+        out = _np(self.p.embeddings)[users] @ _np(self.q.embeddings).T + self.mu
+        if self.use_bias:
+            out += _np(self.bu.embeddings)[users] + _np(self.bi.embeddings)[:, 0][None, :]
+        return out
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GMFNet(PairNet):
+    """Generalized MF (He et al. 2017): ``h . (p_u * q_i) + b``."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 8, l2: float = 0.0, seed: int = 0, **kwargs: Any) -> None:
+        super().__init__(n_users=n_users, n_items=n_items, factors=factors, l2=l2, seed=seed, **kwargs)
+        self.p = _emb(n_users, factors, l2, seed, "gmf_user")
+        self.q = _emb(n_items, factors, l2, seed + 1, "gmf_item")
+        self.out = layers.Dense(1, kernel_initializer=keras.initializers.LecunUniform(seed=seed + 2), name="prediction")
+
+    def hidden(self, u, i):
+        return self.p(u) * self.q(i)
+
+    def call(self, pairs):
+        return ops.squeeze(self.out(self.hidden(pairs[:, 0], pairs[:, 1])), -1)
+
+    def full_scores(self, users: np.ndarray) -> np.ndarray:
+        w, b = (_np(x) for x in self.out.weights)
+        return (_np(self.p.embeddings)[users] * w[:, 0]) @ _np(self.q.embeddings).T + b[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MLPNet(PairNet):
+    """The NCF MLP tower: ``concat(p_u, q_i)`` through ReLU layers ``layers`` (first = 2 x embedding size)."""
+
+    def __init__(self, n_users: int, n_items: int, layer_sizes: Sequence[int] = (64, 32, 16), l2: float = 0.0,
+                 seed: int = 0, **kwargs: Any) -> None:  # fmt: skip
+        layer_sizes = list(layer_sizes)
+        super().__init__(n_users=n_users, n_items=n_items, layer_sizes=layer_sizes, l2=l2, seed=seed, **kwargs)
+        d = layer_sizes[0] // 2
+        self.p = _emb(n_users, d, l2, seed + 10, "mlp_user")
+        self.q = _emb(n_items, d, l2, seed + 11, "mlp_item")
+        self.tower = [layers.Dense(n, activation="relu", name=f"layer{k}", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 12 + k),
+                                   kernel_regularizer=keras.regularizers.L2(l2) if l2 else None)
+                      for k, n in enumerate(layer_sizes[1:])]  # fmt: skip
+        self.out = layers.Dense(1, kernel_initializer=keras.initializers.LecunUniform(seed=seed + 3), name="prediction")
+
+    def hidden(self, u, i):
+        h = ops.concatenate([self.p(u), self.q(i)], axis=-1)
+        for dense in self.tower:
+            h = dense(h)
+        return h
+
+    def call(self, pairs):
+        return ops.squeeze(self.out(self.hidden(pairs[:, 0], pairs[:, 1])), -1)
+
+    def hidden_full(self, users: np.ndarray, batch: int = 256) -> list[np.ndarray]:
+        """Last hidden layer for users x all items, as a list of (batch x items x width) blocks."""
+        p, q = _np(self.p.embeddings)[users], _np(self.q.embeddings)
+        d = p.shape[1]
+        w0, b0 = (_np(x) for x in self.tower[0].weights)
+        rest = [tuple(_np(x) for x in t.weights) for t in self.tower[1:]]
+        item_part = q @ w0[d:] + b0  # items x h1, once
+        blocks = []
+        for s in range(0, len(users), batch):
+            h = np.maximum((p[s : s + batch] @ w0[:d])[:, None, :] + item_part[None], 0.0)
+            for w, b in rest:
+                h = np.maximum(h @ w + b, 0.0)
+            blocks.append(h)
+        return blocks
+
+    def full_scores(self, users: np.ndarray) -> np.ndarray:
+        w, b = (_np(x) for x in self.out.weights)
+        return np.concatenate([(h @ w)[..., 0] + b[0] for h in self.hidden_full(users)])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NeuMFNet(PairNet):
+    """NeuMF (He et al., WWW 2017): GMF and MLP towers side by side, one output on their concatenation."""
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 8, layer_sizes: Sequence[int] = (64, 32, 16),
+                 l2: float = 0.0, seed: int = 0, **kwargs: Any) -> None:  # fmt: skip
+        layer_sizes = list(layer_sizes)
+        super().__init__(n_users=n_users, n_items=n_items, factors=factors, layer_sizes=layer_sizes, l2=l2, seed=seed, **kwargs)
+        self.gmf = GMFNet(n_users, n_items, factors, l2, seed, name="gmf")
+        self.mlp = MLPNet(n_users, n_items, layer_sizes, l2, seed, name="mlp")
+        self.out = layers.Dense(1, kernel_initializer=keras.initializers.LecunUniform(seed=seed + 4), name="prediction")
+
+    def call(self, pairs):
+        u, i = pairs[:, 0], pairs[:, 1]
+        h = ops.concatenate([self.gmf.hidden(u, i), self.mlp.hidden(u, i)], axis=-1)
+        return ops.squeeze(self.out(h), -1)
+
+    def full_scores(self, users: np.ndarray) -> np.ndarray:
+        w, b = (_np(x) for x in self.out.weights)
+        f = self.cfg["factors"]
+        gmf = (_np(self.gmf.p.embeddings)[users] * w[:f, 0]) @ _np(self.gmf.q.embeddings).T
+        mlp = np.concatenate([(h @ w[f:])[..., 0] for h in self.mlp.hidden_full(users)])
+        return gmf + mlp + b[0]
+
+    def load_pretrained(self, gmf: GMFNet, mlp: MLPNet, alpha: float = 0.5) -> None:
+        """Initialise from trained GMF and MLP (the paper's pre-training): copy both towers and set the
+        output to ``[alpha * h_gmf, (1 - alpha) * h_mlp]`` with bias ``alpha b_gmf + (1 - alpha) b_mlp``."""
+        for dst, src in ((self.gmf.p, gmf.p), (self.gmf.q, gmf.q), (self.mlp.p, mlp.p), (self.mlp.q, mlp.q)):
+            dst.set_weights(src.get_weights())
+        for dst, src in zip(self.mlp.tower, mlp.tower):
+            dst.set_weights(src.get_weights())
+        (wg, bg), (wm, bm) = gmf.out.get_weights(), mlp.out.get_weights()
+        self.out.set_weights([np.concatenate([alpha * wg, (1 - alpha) * wm]), alpha * bg + (1 - alpha) * bm])

@@ -31,6 +31,17 @@ CHECKS = {
         "leakage_random": _between(0.05, 1), "leakage_temporal": lambda v: v == 0,
         "explicit_rmse_model": _between(0, 3), "explicit_rmse_mean": _between(0, 3),
     },
+    "03_baselines_and_evaluation": {
+        "popularity_full_ndcg@10": _between(0, 1), "EASE_full_ndcg@10": _between(0, 1),
+        "EASE_sampled_hr@10": _between(0, 1), "ease_vs_itemknn_p": _between(0, 1),
+    },
+    "04_matrix_factorization_mse": {
+        "rmse_mean": _between(0.5, 1.6), "mae_mean": _between(0.4, 1.3), "rmse_per_fold": lambda v: len(v) >= 1,
+    },
+    "05_neural_collaborative_filtering": {
+        "NeuMF HR@10": _between(0, 1), "MF (dot product) HR@10": _between(0, 1), "popularity HR@10": _between(0, 1),
+        "NeuMF, pre-trained NDCG@10": _between(0, 1),
+    },
     "02_user_behavior_analysis": {
         "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
         "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),

@@ -42,6 +42,9 @@ CHECKS = {
         "NeuMF HR@10": _between(0, 1), "MF (dot product) HR@10": _between(0, 1), "popularity HR@10": _between(0, 1),
         "NeuMF, pre-trained NDCG@10": _between(0, 1),
     },
+    "06_training_on_gpu": {
+        "best_samples_per_s": _between(1_000, 10**9), "backends_measured": lambda v: "tensorflow" in v,
+    },
     "02_user_behavior_analysis": {
         "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
         "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),

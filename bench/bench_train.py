@@ -3,6 +3,9 @@
     python bench/bench_train.py            # -> bench/results/train-<backend>-<cpu|gpu>.json
     KERAS_BACKEND=jax python bench/bench_train.py --samples 20000000 --batches 65536 262144
 
+On JAX it also measures the compiled whole-epoch loop with the data on the device
+(``recsys_tf.models.fast_loop``), which the kit's models use there by default.
+
 Throughput: NeuMF with 32 factors and an MLP of 64-32-16 on ML-1M-sized ids (6,040 users, 3,706
 items), one Keras ``fit`` epoch on random pairs (4 negatives per positive make ~5M samples per
 ML-1M epoch). Evaluation: all 6,040 x 3,706 user-item scores with training items masked, top-10
@@ -33,14 +36,27 @@ def main() -> None:
     dev = device_name()
     res = {"device": dev, "backend": keras.backend.backend(), "keras": keras.__version__, "date": time.strftime("%Y-%m-%d"),
            "model": "NeuMF, 32 factors, MLP 64-32-16, log loss, Adam", "throughput_samples_per_s": {}}  # fmt: skip
-    for bs in args.batches:
-        sps = training_throughput(neumf_net, 6_040, 3_706, bs, n_samples=args.samples)
-        res["throughput_samples_per_s"][str(bs)] = round(sps)
-        print(f"{dev}: batch {bs}: {sps / 1e6:.2f} M samples/s", flush=True)
+    loops = ["fit", "device"] if keras.backend.backend() == "jax" else ["fit"]
+    for loop in loops:
+        key = "throughput_samples_per_s" if loop == "fit" else "throughput_samples_per_s_device_loop"
+        res.setdefault(key, {})
+        for bs in args.batches:
+            sps = training_throughput(neumf_net, 6_040, 3_706, bs, n_samples=args.samples, loop=loop)
+            res[key][str(bs)] = round(sps)
+            print(f"{dev}: {loop} loop, batch {bs}: {sps / 1e6:.2f} M samples/s", flush=True)
     if not args.skip_eval:
         log = ml1m_shaped_log()
         last = log.groupby("user_id").tail(1)
         train = log.drop(last.index)
+        # the model's own fit path: negatives drawn on the host every epoch, then trained
+        for bs in args.batches:
+            model = NeuMF(factors=32, layers=(64, 32, 16), loss="bce", epochs=2, batch_size=bs, verbose=False)
+            start = time.perf_counter()
+            model.fit(train)
+            secs = time.perf_counter() - start
+            sps = 2 * len(train) * 5 / secs  # 2 epochs of positives + 4 negatives each, compile included
+            res.setdefault("neumf_fit_2_epochs_samples_per_s", {})[str(bs)] = round(sps)
+            print(f"NeuMF.fit, 2 ML-1M-sized epochs, batch {bs}: {secs:.1f} s ({sps / 1e6:.2f} M samples/s incl. sampling)", flush=True)
         for name, model in {"MF (32 factors)": MatrixFactorization(factors=32, epochs=1, batch_size=16384, verbose=False),
                             "NeuMF": NeuMF(factors=32, layers=(64, 32, 16), epochs=1, batch_size=16384, verbose=False)}.items():  # fmt: skip
             model.fit(train)

@@ -110,7 +110,7 @@ class GMFNet(PairNet):
     def hidden(self, u, i):
         return self.p(u) * self.q(i)
 
-    def call(self, pairs):
+    def call(self, pairs, training=None):
         return ops.squeeze(self.out(self.hidden(pairs[:, 0], pairs[:, 1])), -1)
 
     def full_scores(self, users: np.ndarray) -> np.ndarray:
@@ -140,7 +140,7 @@ class MLPNet(PairNet):
             h = dense(h)
         return h
 
-    def call(self, pairs):
+    def call(self, pairs, training=None):
         return ops.squeeze(self.out(self.hidden(pairs[:, 0], pairs[:, 1])), -1)
 
     def hidden_full(self, users: np.ndarray, batch: int = 256) -> list[np.ndarray]:
@@ -175,7 +175,7 @@ class NeuMFNet(PairNet):
         self.mlp = MLPNet(n_users, n_items, layer_sizes, l2, seed, name="mlp")
         self.out = layers.Dense(1, kernel_initializer=keras.initializers.LecunUniform(seed=seed + 4), name="prediction")
 
-    def call(self, pairs):
+    def call(self, pairs, training=None):
         u, i = pairs[:, 0], pairs[:, 1]
         h = ops.concatenate([self.gmf.hidden(u, i), self.mlp.hidden(u, i)], axis=-1)
         return ops.squeeze(self.out(h), -1)

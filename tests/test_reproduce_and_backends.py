@@ -1,0 +1,98 @@
+"""The reproduction runner, the NCF file's quirk, other Keras backends, TensorBoard and mixed precision."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_tf import reproduce
+from recsys_tf.data import download, load_ncf
+from recsys_tf.data.registry import FileSpec, get_spec
+from recsys_tf.metrics import sampled_ranks
+from recsys_tf.models import MatrixFactorization, Recommender
+
+from conftest import ROOT, needs_local
+
+
+def _write_ncf_files(folder, n_users=40, n_items=220, per_user=12, seed=0):
+    rng = np.random.default_rng(seed)
+    train, test, neg = [], [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, per_user + 1, replace=False)
+        for t, i in enumerate(items[:-1]):
+            train.append(f"{u}\t{i}\t5\t{1000 + t}")
+        test.append(f"{u}\t{items[-1]}\t4\t{2000}")
+        negs = rng.choice(np.setdiff1d(np.arange(n_items), items), 99, replace=False)
+        neg.append(f"({u},{items[-1]})\t" + "\t".join(map(str, negs)))
+    folder.mkdir(parents=True)
+    for name, lines in (("ml-1m.train.rating", train), ("ml-1m.test.rating", test), ("ml-1m.test.negative", neg)):
+        (folder / name).write_text("\n".join(lines) + "\n")
+
+
+def test_ncf_ml1m_experiment_runs_on_files_of_the_published_format(tmp_path, monkeypatch):
+    _write_ncf_files(tmp_path / "ncf-ml-1m")
+    spec = get_spec("ncf-ml-1m")
+    files = {n: FileSpec(n, lines=sum(1 for _ in open(tmp_path / "ncf-ml-1m" / n))) for n in spec.files}
+    monkeypatch.setattr(download, "get_spec", lambda name: type(spec)(**{**spec.__dict__, "files": files}))
+    monkeypatch.setenv("RECSYS_TF_DATA", str(tmp_path))
+    res = reproduce.ncf_ml1m(epochs=1)
+    assert len(res["rows"]) == 8 and res["rows"]["TopPopular"]["hr"] >= 0
+    assert "NeuMF (64 factors, MLP 256-128-64), pre-trained from GMF + MLP" in res["rows"]
+    page = reproduce.render({"ncf_ml1m": json.loads(json.dumps(res, default=float))}, "CPU")
+    assert "0.730 / 0.447" in page and "| TopPopular |" in page
+
+
+def test_render_says_why_an_experiment_did_not_run():
+    page = reproduce.render({"ncf_ml1m": {"skipped": "ML-1M training data unavailable"}}, "CPU")
+    assert "Not run: ML-1M training data unavailable" in page and "HR@10 0.730" in page
+
+
+@needs_local("ncf-ml-1m", "ml-1m.test.negative")
+def test_the_published_negatives_quirk_is_counted_once():
+    ncf = load_ncf("ml-1m")
+    cand = ncf.candidates()
+    scores = np.ones(cand.shape)
+    scores[:, 0] = 0.0  # every negative above the test item: rank = 1 + distinct negatives
+    ranks = sampled_ranks(scores, cand)
+    assert (ranks == 99).sum() == 156 and (ranks == 100).sum() == 6_040 - 156
+
+
+def test_tensorboard_logs_and_mixed_precision(tmp_path):
+    df = pd.DataFrame({"user_id": np.repeat(np.arange(20), 5), "item_id": np.tile(np.arange(5), 20), "label": 1.0,
+                       "timestamp": np.arange(100)})  # fmt: skip
+    df.loc[::3, "item_id"] += 5
+    MatrixFactorization(factors=4, epochs=2, tensorboard_dir=str(tmp_path / "tb"), verbose=False).fit(df)
+    assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
+    m = MatrixFactorization(factors=4, epochs=2, mixed_precision=True, verbose=False).fit(df)
+    assert "float16" in str(m.net_.p.compute_dtype) and np.isfinite(m.recommend(0, k=3)[1]).all()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")
+def test_the_same_model_trains_on_jax_and_loads_on_tensorflow(tmp_path):
+    """Backend-agnostic models: train on JAX (compiled on-device loop), save .keras, load on TensorFlow."""
+    script = f"""
+import json
+from recsys_tf.data.shop import make_shop
+from recsys_tf.data.cleaning import clean_events, to_implicit
+from recsys_tf.data.split import leave_last_out
+from recsys_tf.models import MatrixFactorization, Popularity
+shop = make_shop("small", seed=0)
+ev, _ = clean_events(shop.events, shop.catalog)
+split = leave_last_out(to_implicit(ev), 1, 1, min_train=2)
+mf = MatrixFactorization(factors=32, epochs=8, seed=0, verbose=False).fit(split.train, shop.catalog)
+mf.save(r"{tmp_path / 'mf'}")
+print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity().fit(split.train, shop.catalog).evaluate(split.test)["ndcg@10"],
+                  "user": int(split.test.user_id.iloc[0]), "items": mf.recommend(int(split.test.user_id.iloc[0]), 10)[0].tolist()}}))
+"""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["mf"] > 2 * res["pop"]
+    loaded = Recommender.load(tmp_path / "mf")  # this process runs TensorFlow
+    assert loaded.recommend(res["user"], 10)[0].tolist() == res["items"]

@@ -1,7 +1,8 @@
 # recsys-tf: two commands do everything, each setting itself up on a fresh machine.
 #   make course   run every notebook headless -> build/ (executed notebooks, HTML, results summary)
 #   make test     the test suite (unit tests, every notebook on tiny data, nbval determinism check)
-# Other targets: make lab (JupyterLab), make bench (speed numbers -> bench/results/), make clean.
+# Other targets: make lab (JupyterLab), make reproduce (published results -> docs/RESULTS.md),
+# make bench (speed numbers -> bench/results/), make clean.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,6 +40,8 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_data.py
+	$(PY) bench/bench_train.py
+	KERAS_BACKEND=jax $(PY) bench/bench_train.py
 
 clean:
 	rm -rf build

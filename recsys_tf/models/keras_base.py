@@ -71,7 +71,8 @@ class KerasRecommender(Recommender):
         return {}
 
     def _state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names} | self._net_args()
+        """Constructor arguments to save (``_param_names``; subclasses extend the tuple)."""
+        return {k: getattr(self, k) for k in self._param_names}
 
     def _build_net(self, mu: float):
         import keras

@@ -42,9 +42,6 @@ class MatrixFactorization(KerasRecommender):
     def _net_args(self) -> dict[str, Any]:
         return {"factors": self.factors, "init_std": self.init_std, "reg": self.reg}
 
-    def _state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names}
-
     @property
     def item_factors(self) -> np.ndarray:
         """Item embeddings ``q_i`` in code order (rows align with :attr:`item_ids`)."""

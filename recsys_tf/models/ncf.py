@@ -35,9 +35,6 @@ class GMF(KerasRecommender):
     def _net_args(self) -> dict[str, Any]:
         return {"factors": self.factors}
 
-    def _state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names}
-
 
 class MLP(KerasRecommender):
     """The NCF MLP; ``layers`` = tower widths, the first being the concatenated embedding size."""
@@ -54,9 +51,6 @@ class MLP(KerasRecommender):
     def _net_args(self) -> dict[str, Any]:
         return {"layer_sizes": self.layers}
 
-    def _state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names}
-
 
 class NeuMF(KerasRecommender):
     """NeuMF: GMF with ``factors`` and the MLP with ``layers`` side by side."""
@@ -72,9 +66,6 @@ class NeuMF(KerasRecommender):
 
     def _net_args(self) -> dict[str, Any]:
         return {"factors": self.factors, "layer_sizes": self.layers}
-
-    def _state(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._param_names}
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame | None = None, val: pd.DataFrame | None = None,
             pretrained: tuple[GMF, MLP] | None = None) -> "NeuMF":  # fmt: skip

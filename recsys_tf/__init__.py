@@ -11,8 +11,9 @@ import os as _os
 
 __version__ = "0.1.0"
 # TensorFlow's C++ info and warning lines (CPU instruction sets, missing CUDA) drown notebook
-# output; errors still show. Set TF_CPP_MIN_LOG_LEVEL yourself to override.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# output (on a CPU-only machine even as "errors": no CUDA driver); Python exceptions still show.
+# Set TF_CPP_MIN_LOG_LEVEL yourself to override.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from recsys_tf.errors import ChecksumError, DataError, DataNotFoundError
 from recsys_tf.utils import seed_everything

@@ -117,3 +117,11 @@ def test_neumf_beats_popularity_and_itemknn_on_ml100k_ncf_protocol():
     assert 0.35 < pop["hit_rate@10"] < 0.45  # RecBole's peer run: 0.409
     assert res["hit_rate@10"] > knn["hit_rate@10"] > pop["hit_rate@10"]
     assert res["ndcg@10"] > knn["ndcg@10"] > pop["ndcg@10"]
+
+
+def test_the_generic_full_scores_agree_with_the_fast_algebra(implicit_log):
+    from recsys_tf.models.nets import PairNet
+
+    model = NeuMF(factors=4, layers=(8, 4), epochs=1, verbose=False).fit(implicit_log)
+    users = np.arange(3)
+    assert np.allclose(PairNet.full_scores(model.net_, users), model.net_.full_scores(users), atol=1e-5)

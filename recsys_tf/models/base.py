@@ -8,6 +8,7 @@ selection in user batches, evaluation and persistence.
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.take_along_axis(scores, idx, axis=1)
 
 
-class Recommender:
+class Recommender(ABC):
     """Base class. ``fit(train)`` takes an interactions frame in the kit's schema."""
 
     name = "recommender"
@@ -54,11 +55,13 @@ class Recommender:
         self._fit(codes, **kwargs)
         return self
 
+    @abstractmethod
     def _fit(self, train: pd.DataFrame, **kwargs: Any) -> None:
-        raise NotImplementedError  # implemented by every concrete model
+        """Learn from ``train`` with ``user_idx`` / ``item_idx`` code columns added."""
 
+    @abstractmethod
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        raise NotImplementedError  # implemented by every concrete model
+        """Scores for user codes: users x all items when ``items`` is None, else one per (user, item) pair."""
 
     # --- encoding helpers ----------------------------------------------------------------
     def _check_fitted(self) -> None:

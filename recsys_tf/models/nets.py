@@ -52,8 +52,12 @@ class PairNet(keras.Model):
         self(np.zeros((1, 2), dtype="int32"))
         return self
 
-    def full_scores(self, users: np.ndarray) -> np.ndarray:  # pragma: no cover - every net overrides
-        raise NotImplementedError
+    def full_scores(self, users: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+        """Users x all items scores through the network, in chunks of pairs (subclasses use faster algebra)."""
+        n_items = self.cfg["n_items"]
+        pairs = np.column_stack([np.repeat(users, n_items), np.tile(np.arange(n_items), len(users))]).astype("int32")
+        out = [_np(self(pairs[s : s + chunk], training=False)) for s in range(0, len(pairs), chunk)]
+        return np.concatenate(out).reshape(len(users), n_items)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

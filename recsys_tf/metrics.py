@@ -238,3 +238,38 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict
     w_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
     return {"mean_difference": float(d.mean()), "ci_low": float(d.mean() - half), "ci_high": float(d.mean() + half),
             "t_test_p": t_p, "wilcoxon_p": w_p, "n_users": n}  # fmt: skip
+
+
+# --- re-ranking objectives ----------------------------------------------------------------------
+def miscalibration(ranked: np.ndarray, item_groups: np.ndarray, target: np.ndarray, alpha: float = 0.01) -> float:
+    """Mean KL(p || q~) between each user's target group distribution ``p`` and their list's ``q``
+    (Steck, RecSys 2018); ``q~ = (1 - alpha) q + alpha p``. 0 = perfectly calibrated."""
+    r = np.asarray(ranked)
+    q = np.asarray(item_groups, float)[r].mean(axis=1)
+    p = np.asarray(target, float)
+    q = (1 - alpha) * q + alpha * p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = np.where(p > 0, p * (np.log(p) - np.log(q)), 0.0).sum(axis=1)
+    return float(kl.mean())
+
+
+def interest_coverage(ranked: np.ndarray, item_needs: np.ndarray, user_needs: np.ndarray) -> float:
+    """Share of each user's needs served by at least one item of their list, averaged over users.
+
+    ``item_needs``: items x needs (bool: the item serves the need); ``user_needs``: users x needs (bool).
+    Users without needs are left out.
+    """
+    served = np.asarray(item_needs, bool)[np.asarray(ranked)].any(axis=1)  # users x needs
+    want = np.asarray(user_needs, bool)
+    n = want.sum(axis=1)
+    keep = n > 0
+    return float(((served & want).sum(axis=1)[keep] / n[keep]).mean())
+
+
+def serendipity(ranked: np.ndarray, relevant, popular: np.ndarray, n_items: int | None = None) -> float:
+    """Share of recommended items that are relevant *and* not in the popularity list ``popular``
+    (the obvious recommendations), averaged over users (Ge, Delgado-Battenfeld & Jannach, RecSys 2010)."""
+    r = np.asarray(ranked)
+    rel = _as_relevance(relevant, r.shape[0], n_items)
+    hits = rel.hits(r) & ~np.isin(r, np.asarray(popular))
+    return float(hits.mean(axis=1).mean())

@@ -1,0 +1,218 @@
+"""Re-ranking a candidate list for several objectives: relevance, diversity, novelty, calibration
+and coverage of each shopper's several needs.
+
+Every re-ranker takes ``candidates`` (users x C item codes), their relevance ``scores`` (users x C)
+and returns the re-ranked top-``k`` as positions into the candidate rows (users x k), so the
+caller maps back to ids with ``np.take_along_axis``. All of them are greedy and vectorized across
+users: each of the ``k`` steps is a handful of array operations on a users x C block.
+
+Relevance is min-max normalised per user before it is mixed with other objectives, so that the
+trade-off weight ``lam`` means the same for every model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_NEG = -np.inf
+
+
+def _normalise(scores: np.ndarray) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    lo = s.min(axis=1, keepdims=True)
+    span = s.max(axis=1, keepdims=True) - lo
+    return np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float64)
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _check(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    candidates, scores = np.asarray(candidates), np.asarray(scores, dtype=np.float64)
+    if candidates.shape != scores.shape or candidates.ndim != 2:
+        raise ValueError(f"candidates {candidates.shape} and scores {scores.shape} must be equal 2-D shapes (users x C).")
+    return candidates, scores, min(k, candidates.shape[1])
+
+
+def relevance_order(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the top-``k`` scores per user (no re-ranking): the accuracy-only baseline."""
+    s = np.asarray(scores, dtype=np.float64)
+    return np.argsort(-s, axis=1, kind="stable")[:, :k]
+
+
+def mmr(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k: int = 10, lam: float = 0.5) -> np.ndarray:
+    """Maximal Marginal Relevance (Carbonell & Goldstein, SIGIR 1998).
+
+        next = argmax_{i not in S}  lam * rel(i) - (1 - lam) * max_{j in S} cos(v_i, v_j)
+
+    ``item_vectors``: one row per item code (features or embeddings). ``lam = 1`` returns the
+    relevance order.
+    """
+    candidates, scores, k = _check(candidates, scores, k)
+    rel = _normalise(scores)
+    vec = _unit(item_vectors)[candidates]  # users x C x d
+    n_users, c = rel.shape
+    rows = np.arange(n_users)
+    max_sim = np.zeros((n_users, c))
+    taken = np.zeros((n_users, c), dtype=bool)
+    out = np.empty((n_users, k), dtype=np.int64)
+    for step in range(k):
+        objective = lam * rel - (1.0 - lam) * max_sim if step else rel.copy()
+        objective[taken] = _NEG
+        pick = objective.argmax(axis=1)
+        out[:, step] = pick
+        taken[rows, pick] = True
+        sim = np.einsum("ucd,ud->uc", vec, vec[rows, pick])
+        np.maximum(max_sim, sim, out=max_sim)
+    return out
+
+
+def dpp(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k: int = 10, theta: float = 0.7,
+        eps: float = 1e-10) -> np.ndarray:  # fmt: skip
+    """Determinantal point process, fast greedy MAP inference (Chen, Zhang & Zhou, NeurIPS 2018).
+
+    Kernel ``L = diag(q) S diag(q)`` with ``S_ij = cos(v_i, v_j)`` and quality
+    ``q_i = exp(alpha * rel_i)``, ``alpha = theta / (2 (1 - theta))`` (their relevance-diversity
+    trade-off). Each step adds the item that most increases ``log det L_S``; the marginal gains
+    ``d_i^2`` are kept up to date with incremental Cholesky factors ``c_i`` (their Algorithm 1), so a
+    step costs O(C k) per user instead of a determinant. Stops early for a user when no item adds
+    volume (``d_i^2 < eps``), filling the rest by relevance.
+    """
+    candidates, scores, k = _check(candidates, scores, k)
+    if not 0 <= theta < 1:
+        raise ValueError(f"theta must be in [0, 1), got {theta}.")
+    rel = _normalise(scores)
+    alpha = theta / (2 * (1 - theta))
+    q = np.exp(alpha * (rel - 1.0))  # rel - 1: scale-free, avoids overflow
+    vec = _unit(item_vectors)[candidates]
+    n_users, c = rel.shape
+    rows = np.arange(n_users)
+    d2 = q**2  # L_ii (S_ii = 1)
+    cis = np.zeros((k, n_users, c))
+    taken = np.zeros((n_users, c), dtype=bool)
+    out = np.empty((n_users, k), dtype=np.int64)
+    for step in range(k):
+        gain = np.where(taken, _NEG, np.log(np.maximum(d2, eps)))
+        stuck = d2.max(axis=1, where=~taken, initial=0) < eps
+        gain[stuck] = np.where(taken[stuck], _NEG, rel[stuck])  # no volume left: fall back to relevance
+        j = gain.argmax(axis=1)
+        out[:, step] = j
+        taken[rows, j] = True
+        dj = np.sqrt(np.maximum(d2[rows, j], eps))
+        l_ji = q[rows, j][:, None] * q * np.einsum("ucd,ud->uc", vec, vec[rows, j])
+        e = (l_ji - np.einsum("tu,tuc->uc", cis[:step, rows, j], cis[:step])) / dj[:, None]
+        cis[step] = e
+        d2 = d2 - e**2
+    return out
+
+
+def item_distribution(categories: np.ndarray, n_groups: int) -> np.ndarray:
+    """Items x groups matrix p(g | i) from a list of group-index lists (uniform over an item's groups)."""
+    out = np.zeros((len(categories), n_groups))
+    for i, groups in enumerate(categories):  # once per item, not per interaction
+        if len(groups):
+            out[i, list(groups)] = 1.0 / len(groups)
+    return out
+
+
+def calibrated(candidates: np.ndarray, scores: np.ndarray, item_groups: np.ndarray, target: np.ndarray,
+               k: int = 10, lam: float = 0.5, alpha: float = 0.01) -> np.ndarray:  # fmt: skip
+    """Calibrated recommendations (Steck, RecSys 2018).
+
+    Greedily maximise ``(1 - lam) * sum_{i in S} rel_i - lam * KL(p || q~)`` where ``p`` is the
+    user's ``target`` distribution over groups (e.g. genres of their history), ``q(g) = mean over the
+    list of p(g | i)`` and ``q~ = (1 - alpha) q + alpha p`` keeps the KL finite.
+    ``item_groups``: items x groups ``p(g | i)`` (see :func:`item_distribution`); ``target``:
+    users x groups, rows summing to 1.
+    """
+    candidates, scores, k = _check(candidates, scores, k)
+    rel = _normalise(scores)
+    p = np.asarray(target, dtype=np.float64)
+    pg = np.asarray(item_groups, dtype=np.float64)[candidates]  # users x C x G
+    n_users, c = rel.shape
+    rows = np.arange(n_users)
+    sum_q = np.zeros_like(p)
+    sum_rel = np.zeros(n_users)
+    taken = np.zeros((n_users, c), dtype=bool)
+    out = np.empty((n_users, k), dtype=np.int64)
+    log_p = np.log(np.where(p > 0, p, 1.0))
+    for step in range(k):
+        q_new = (sum_q[:, None, :] + pg) / (step + 1)  # the list's distribution if each candidate is added
+        q_s = (1 - alpha) * q_new + alpha * p[:, None, :]
+        kl = np.sum(np.where(p[:, None, :] > 0, p[:, None, :] * (log_p[:, None, :] - np.log(q_s)), 0.0), axis=2)
+        objective = (1 - lam) * (sum_rel[:, None] + rel) - lam * kl
+        objective[taken] = _NEG
+        pick = objective.argmax(axis=1)
+        out[:, step] = pick
+        taken[rows, pick] = True
+        sum_q += pg[rows, pick]
+        sum_rel += rel[rows, pick]
+    return out
+
+
+def novelty_penalty(scores: np.ndarray, candidates: np.ndarray, item_counts: np.ndarray, k: int = 10,
+                    beta: float = 0.5) -> np.ndarray:  # fmt: skip
+    """Rank by ``rel_i - beta * pop_i`` with ``pop_i = log(1 + count_i) / max log(1 + count)``: trades hits for less-known items."""
+    candidates, scores, k = _check(candidates, scores, k)
+    pop = np.log1p(np.asarray(item_counts, dtype=np.float64))
+    pop = pop / max(pop.max(), 1e-12)
+    return relevance_order(_normalise(scores) - beta * pop[candidates], k)
+
+
+def multi_need(candidates: np.ndarray, scores: np.ndarray, item_needs: np.ndarray, need_weights: np.ndarray,
+               k: int = 10, lam: float = 0.5) -> np.ndarray:  # fmt: skip
+    """Cover each of the shopper's needs in proportion: xQuAD (Santos, Macdonald & Ounis, WWW 2010).
+
+        next = argmax (1 - lam) rel(i) + lam * sum_n w_un * P(i | n) * prod_{j in S} (1 - P(j | n))
+
+    ``item_needs``: items x needs ``P(i serves n)`` in [0, 1] (an item can serve several: its
+    category, its style, its price band); ``need_weights``: users x needs, the share of each need
+    in the shopper's interest (rows summing to 1). The product term shrinks as a need gets served,
+    so the next pick moves to needs not yet covered, most important first.
+    """
+    candidates, scores, k = _check(candidates, scores, k)
+    rel = _normalise(scores)
+    serve = np.asarray(item_needs, dtype=np.float64)[candidates]  # users x C x N
+    w = np.asarray(need_weights, dtype=np.float64)
+    n_users, c = rel.shape
+    rows = np.arange(n_users)
+    not_covered = np.ones_like(w)  # prod_{j in S} (1 - P(j | n))
+    taken = np.zeros((n_users, c), dtype=bool)
+    out = np.empty((n_users, k), dtype=np.int64)
+    for step in range(k):
+        div = np.einsum("ucn,un->uc", serve, w * not_covered)
+        objective = (1 - lam) * rel + lam * div
+        objective[taken] = _NEG
+        pick = objective.argmax(axis=1)
+        out[:, step] = pick
+        taken[rows, pick] = True
+        not_covered *= 1.0 - serve[rows, pick]
+    return out
+
+
+def weighted(scores: np.ndarray, objectives: dict[str, np.ndarray], weights: dict[str, float], k: int = 10) -> np.ndarray:
+    """Rank by ``w_rel * rel + sum_o w_o * o``, each per-candidate objective min-max normalised per user.
+
+    ``objectives``: name -> users x C array (novelty, price fit, margin...); ``weights`` holds
+    ``"relevance"`` and one weight per objective. Sweeping the weights traces the trade-off; see
+    :func:`pareto_front`.
+    """
+    total = weights.get("relevance", 1.0) * _normalise(scores)
+    for name, values in objectives.items():
+        total = total + weights.get(name, 0.0) * _normalise(values)
+    return relevance_order(total, k)
+
+
+def pareto_front(points: np.ndarray, maximize: tuple[bool, ...] | None = None) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``points`` (one row per operating point, one column per objective).
+
+    A point is dominated when another is at least as good on every objective and better on one.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if maximize is not None:
+        p = p * np.where(np.asarray(maximize), 1.0, -1.0)
+    ge = (p[None, :, :] >= p[:, None, :]).all(axis=2)  # [a, b]: b at least as good as a everywhere
+    gt = (p[None, :, :] > p[:, None, :]).any(axis=2)
+    return ~(ge & gt).any(axis=1)

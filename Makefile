@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_train.py
 	KERAS_BACKEND=jax $(PY) bench/bench_train.py
+	$(PY) bench/bench_rerank.py
 
 clean:
 	rm -rf build

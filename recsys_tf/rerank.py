@@ -141,7 +141,8 @@ def calibrated(candidates: np.ndarray, scores: np.ndarray, item_groups: np.ndarr
     for step in range(k):
         q_new = (sum_q[:, None, :] + pg) / (step + 1)  # the list's distribution if each candidate is added
         q_s = (1 - alpha) * q_new + alpha * p[:, None, :]
-        kl = np.sum(np.where(p[:, None, :] > 0, p[:, None, :] * (log_p[:, None, :] - np.log(q_s)), 0.0), axis=2)
+        with np.errstate(divide="ignore", invalid="ignore"):  # q_s = 0 only where p = 0, which is masked
+            kl = np.sum(np.where(p[:, None, :] > 0, p[:, None, :] * (log_p[:, None, :] - np.log(q_s)), 0.0), axis=2)
         objective = (1 - lam) * (sum_rel[:, None] + rel) - lam * kl
         objective[taken] = _NEG
         pick = objective.argmax(axis=1)
@@ -216,3 +217,45 @@ def pareto_front(points: np.ndarray, maximize: tuple[bool, ...] | None = None) -
     ge = (p[None, :, :] >= p[:, None, :]).all(axis=2)  # [a, b]: b at least as good as a everywhere
     gt = (p[None, :, :] > p[:, None, :]).any(axis=2)
     return ~(ge & gt).any(axis=1)
+
+
+def candidates_from(model, users: np.ndarray, n_candidates: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``n_candidates`` unseen items per user from a fitted recommender, as item *codes* and scores
+    (the first stage; the re-rankers pick the final ``k`` from these)."""
+    codes = model.encoder_.users.transform(np.asarray(users))
+    return model._top_k_codes(codes, n_candidates, exclude_seen=True)
+
+
+class ListEvaluator:
+    """Accuracy and beyond-accuracy of re-ranked lists of item codes, all at once.
+
+    ``test_items``: one held-out item code per user (``-1``: none); ``item_groups``: items x groups
+    (bool: categories, genres); ``user_needs``: users x groups (bool, e.g. the true needs);
+    ``vectors``: items x d for diversity; ``counts``: training interactions per item;
+    ``utility``: optional users x items ground-truth utility (the simulated shop has it).
+    """
+
+    def __init__(self, test_items: np.ndarray, item_groups: np.ndarray, user_needs: np.ndarray, vectors: np.ndarray,
+                 counts: np.ndarray, utility: np.ndarray | None = None, k: int = 10) -> None:  # fmt: skip
+        from recsys_tf.metrics import Relevance
+
+        test_items = np.asarray(test_items)
+        rows = np.flatnonzero(test_items >= 0)
+        self.relevant = Relevance.from_pairs(rows, test_items[rows], len(test_items), len(item_groups))
+        self.item_groups, self.user_needs, self.vectors = item_groups, user_needs, vectors
+        self.counts, self.utility, self.k = counts, utility, k
+
+    def __call__(self, ranked: np.ndarray) -> dict[str, float]:
+        from recsys_tf.metrics import catalog_coverage, interest_coverage, intra_list_diversity, novelty, ranking_metrics
+
+        acc = ranking_metrics(ranked, self.relevant, k=self.k)
+        out = {
+            f"ndcg@{self.k}": acc[f"ndcg@{self.k}"], f"hit_rate@{self.k}": acc[f"hit_rate@{self.k}"],
+            "interest coverage": interest_coverage(ranked, self.item_groups, self.user_needs),
+            "diversity (ILD)": intra_list_diversity(ranked, self.vectors),
+            "novelty (bits)": novelty(ranked, self.counts, len(ranked)),
+            "catalog coverage": catalog_coverage(ranked, len(self.item_groups)),
+        }  # fmt: skip
+        if self.utility is not None:
+            out["true utility"] = float(np.take_along_axis(self.utility, ranked, axis=1).mean())
+        return out

@@ -45,6 +45,11 @@ CHECKS = {
     "06_training_on_gpu": {
         "best_samples_per_s": _between(1_000, 10**9), "backends_measured": lambda v: "tensorflow" in v,
     },
+    "10_reranking": {
+        "baseline_ndcg@10": _between(0, 1), "baseline_interest_coverage": _between(0, 1),
+        "front": lambda v: len(v) >= 5 and all(0 <= p["interest coverage"] <= 1 for p in v),
+        "max_coverage_gain": _between(0, 10),
+    },
     "02_user_behavior_analysis": {
         "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
         "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),

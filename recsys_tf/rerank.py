@@ -2,9 +2,8 @@
 and coverage of each shopper's several needs.
 
 Every re-ranker takes ``candidates`` (users x C item codes), their relevance ``scores`` (users x C)
-and returns the re-ranked top-``k`` as positions into the candidate rows (users x k), so the
-caller maps back to ids with ``np.take_along_axis``. All of them are greedy and vectorized across
-users: each of the ``k`` steps is a handful of array operations on a users x C block.
+and returns the re-ranked top-``k`` item codes (users x k). All of them are greedy and vectorized
+across users: each of the ``k`` steps is a handful of array operations on a users x C block.
 
 Relevance is min-max normalised per user before it is mixed with other objectives, so that the
 trade-off weight ``lam`` means the same for every model.
@@ -36,10 +35,14 @@ def _check(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarr
     return candidates, scores, min(k, candidates.shape[1])
 
 
-def relevance_order(scores: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the top-``k`` scores per user (no re-ranking): the accuracy-only baseline."""
-    s = np.asarray(scores, dtype=np.float64)
-    return np.argsort(-s, axis=1, kind="stable")[:, :k]
+def _positions_by(values: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-np.asarray(values, dtype=np.float64), axis=1, kind="stable")[:, :k]
+
+
+def relevance_order(candidates: np.ndarray, scores: np.ndarray, k: int = 10) -> np.ndarray:
+    """The top-``k`` candidates by score (no re-ranking): the accuracy-only baseline."""
+    candidates, scores, k = _check(candidates, scores, k)
+    return np.take_along_axis(candidates, _positions_by(scores, k), axis=1)
 
 
 def mmr(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k: int = 10, lam: float = 0.5) -> np.ndarray:
@@ -66,7 +69,7 @@ def mmr(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k:
         taken[rows, pick] = True
         sim = np.einsum("ucd,ud->uc", vec, vec[rows, pick])
         np.maximum(max_sim, sim, out=max_sim)
-    return out
+    return np.take_along_axis(candidates, out, axis=1)
 
 
 def dpp(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k: int = 10, theta: float = 0.7,
@@ -105,7 +108,7 @@ def dpp(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k:
         e = (l_ji - np.einsum("tu,tuc->uc", cis[:step, rows, j], cis[:step])) / dj[:, None]
         cis[step] = e
         d2 = d2 - e**2
-    return out
+    return np.take_along_axis(candidates, out, axis=1)
 
 
 def item_distribution(categories: np.ndarray, n_groups: int) -> np.ndarray:
@@ -150,16 +153,16 @@ def calibrated(candidates: np.ndarray, scores: np.ndarray, item_groups: np.ndarr
         taken[rows, pick] = True
         sum_q += pg[rows, pick]
         sum_rel += rel[rows, pick]
-    return out
+    return np.take_along_axis(candidates, out, axis=1)
 
 
-def novelty_penalty(scores: np.ndarray, candidates: np.ndarray, item_counts: np.ndarray, k: int = 10,
+def novelty_penalty(candidates: np.ndarray, scores: np.ndarray, item_counts: np.ndarray, k: int = 10,
                     beta: float = 0.5) -> np.ndarray:  # fmt: skip
     """Rank by ``rel_i - beta * pop_i`` with ``pop_i = log(1 + count_i) / max log(1 + count)``: trades hits for less-known items."""
     candidates, scores, k = _check(candidates, scores, k)
     pop = np.log1p(np.asarray(item_counts, dtype=np.float64))
     pop = pop / max(pop.max(), 1e-12)
-    return relevance_order(_normalise(scores) - beta * pop[candidates], k)
+    return relevance_order(candidates, _normalise(scores) - beta * pop[candidates], k)
 
 
 def multi_need(candidates: np.ndarray, scores: np.ndarray, item_needs: np.ndarray, need_weights: np.ndarray,
@@ -190,10 +193,11 @@ def multi_need(candidates: np.ndarray, scores: np.ndarray, item_needs: np.ndarra
         out[:, step] = pick
         taken[rows, pick] = True
         not_covered *= 1.0 - serve[rows, pick]
-    return out
+    return np.take_along_axis(candidates, out, axis=1)
 
 
-def weighted(scores: np.ndarray, objectives: dict[str, np.ndarray], weights: dict[str, float], k: int = 10) -> np.ndarray:
+def weighted(candidates: np.ndarray, scores: np.ndarray, objectives: dict[str, np.ndarray], weights: dict[str, float],
+             k: int = 10) -> np.ndarray:  # fmt: skip
     """Rank by ``w_rel * rel + sum_o w_o * o``, each per-candidate objective min-max normalised per user.
 
     ``objectives``: name -> users x C array (novelty, price fit, margin...); ``weights`` holds
@@ -203,7 +207,7 @@ def weighted(scores: np.ndarray, objectives: dict[str, np.ndarray], weights: dic
     total = weights.get("relevance", 1.0) * _normalise(scores)
     for name, values in objectives.items():
         total = total + weights.get(name, 0.0) * _normalise(values)
-    return relevance_order(total, k)
+    return relevance_order(candidates, total, k)
 
 
 def pareto_front(points: np.ndarray, maximize: tuple[bool, ...] | None = None) -> np.ndarray:

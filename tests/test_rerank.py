@@ -20,7 +20,7 @@ def problem():
 
 def test_mmr_with_lambda_one_is_the_relevance_order(problem):
     vectors, cand, scores = problem
-    assert (rerank.mmr(cand, scores, vectors, k=10, lam=1.0) == rerank.relevance_order(scores, 10)).all()
+    assert (rerank.mmr(cand, scores, vectors, k=10, lam=1.0) == rerank.relevance_order(cand, scores, 10)).all()
 
 
 def test_mmr_picks_a_dissimilar_item_when_diversity_counts():
@@ -52,7 +52,7 @@ def test_dpp_fast_greedy_matches_brute_force_log_determinant(seed):
     n, d, k, theta = 12, 8, 5, 0.6
     vec = rng.normal(size=(n, d))
     scores = rng.random((1, n))
-    fast = rerank.dpp(np.arange(n)[None], scores, vec, k=k, theta=theta)[0].tolist()
+    fast = rerank.dpp(np.arange(n)[None], scores, vec, k=k, theta=theta)[0].tolist()  # ids == positions here
     rel = rerank._normalise(scores)[0]
     q = np.exp(theta / (2 * (1 - theta)) * (rel - 1))
     u = rerank._unit(vec)
@@ -68,11 +68,11 @@ def test_calibration_reaches_the_target_when_candidates_allow():
     cand = np.arange(20)[None]
     scores = np.linspace(1, 0, 20)[None]
     target = np.array([[0.5, 0.5]])
-    plain = rerank.relevance_order(scores, 10)
+    plain = rerank.relevance_order(cand, scores, 10)
     cal = rerank.calibrated(cand, scores, groups, target, k=10, lam=0.99)
-    assert groups[cand[0, plain[0]]].sum(axis=0).tolist() == [10, 0]
-    assert groups[cand[0, cal[0]]].sum(axis=0).tolist() == [5, 5]
-    assert miscalibration(cand[0, cal], groups, target) < miscalibration(cand[0, plain], groups, target)
+    assert groups[plain[0]].sum(axis=0).tolist() == [10, 0]
+    assert groups[cal[0]].sum(axis=0).tolist() == [5, 5]
+    assert miscalibration(cal, groups, target) < miscalibration(plain, groups, target)
 
 
 def test_multi_need_covers_every_need_in_proportion():
@@ -86,16 +86,16 @@ def test_multi_need_covers_every_need_in_proportion():
     assert needs[picked[0]].sum(axis=0).tolist() == [1, 1, 1]
     user_needs = np.array([[True, True, True]])
     assert interest_coverage(picked, needs, user_needs) == 1.0
-    assert interest_coverage(rerank.relevance_order(scores, 3), needs, user_needs) == pytest.approx(1 / 3)
+    assert interest_coverage(rerank.relevance_order(cand, scores, 3), needs, user_needs) == pytest.approx(1 / 3)
 
 
 def test_novelty_penalty_and_weighted_scorer():
     cand, scores = np.arange(4)[None], np.array([[1.0, 0.9, 0.8, 0.1]])
     counts = np.array([1000, 1, 1, 1])
-    assert rerank.novelty_penalty(scores, cand, counts, k=1, beta=0.0).tolist() == [[0]]
-    assert rerank.novelty_penalty(scores, cand, counts, k=1, beta=1.0).tolist() == [[1]]
+    assert rerank.novelty_penalty(cand, scores, counts, k=1, beta=0.0).tolist() == [[0]]
+    assert rerank.novelty_penalty(cand, scores, counts, k=1, beta=1.0).tolist() == [[1]]
     margin = np.array([[0.0, 0.0, 1.0, 0.0]])
-    assert rerank.weighted(scores, {"margin": margin}, {"relevance": 1.0, "margin": 2.0}, k=1).tolist() == [[2]]
+    assert rerank.weighted(cand, scores, {"margin": margin}, {"relevance": 1.0, "margin": 2.0}, k=1).tolist() == [[2]]
 
 
 def test_pareto_front():
@@ -119,4 +119,4 @@ def test_rerankers_are_fast_enough_for_an_ml1m_sized_batch():
         start = time.perf_counter()
         out = fn(cand, scores, vec, k=10)
         assert out.shape == (600, 10) and time.perf_counter() - start < 10
-        assert all(len(set(row)) == 10 for row in out)
+        assert all(len(set(row)) == 10 and set(row) <= set(c) for row, c in zip(out, cand))

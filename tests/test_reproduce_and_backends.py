@@ -96,3 +96,28 @@ print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity()
     assert res["mf"] > 2 * res["pop"]
     loaded = Recommender.load(tmp_path / "mf")  # this process runs TensorFlow
     assert loaded.recommend(res["user"], 10)[0].tolist() == res["items"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")
+def test_the_device_negative_sampler():
+    """JAX's on-device sampler (used on GPUs): positives kept, negatives unseen, fresh every epoch."""
+    script = """
+import json, numpy as np
+from recsys_tf.models.fast_loop import JaxImplicitSampler
+from recsys_tf.data.sampling import pair_keys
+rng = np.random.default_rng(0)
+keys = pair_keys(rng.integers(0, 400, 2000), rng.integers(0, 300, 2000), 300)
+s = JaxImplicitSampler(keys // 300, keys % 300, keys, 300, 4, 500)
+s.seed(1)
+x, y = (np.asarray(a) for a in s.next_epoch())
+x2, _ = s.next_epoch()
+neg, pos = x[y == 0], x[y == 1]
+print(json.dumps({"shape": list(x.shape), "pos_rate": float(y.mean()), "neg_seen": float(np.isin(neg[:, 0] * 300 + neg[:, 1], keys).mean()),
+                  "pos_seen": bool(np.isin(pos[:, 0] * 300 + pos[:, 1], keys).all()), "differs": bool((np.asarray(x2) != x).any())}))
+"""
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["shape"][1:] == [500, 2] and res["pos_rate"] == pytest.approx(0.2)
+    assert res["pos_seen"] and res["neg_seen"] == 0.0 and res["differs"]

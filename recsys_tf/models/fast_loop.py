@@ -74,3 +74,71 @@ class JaxEpochTrainer:
         state, losses = self._epoch(self._state(), xs, ys)
         self._write_back(state)
         return float(np.asarray(losses).mean())
+
+
+class JaxImplicitSampler:
+    """Draw each epoch's negatives on the device, so an implicit-feedback epoch never leaves the
+    accelerator: positives and the sorted seen-pair keys are uploaded once.
+
+    Each batch holds ``batch_size / (1 + n_neg)`` positives (shuffled every epoch) with their own
+    ``n_neg`` negatives -- the same samples as the host path, in a different order within the
+    epoch. Negatives are uniform over items, seen pairs rejected and redrawn for ``rounds`` rounds
+    (the share still seen afterwards is ``density^(rounds + 1)``: about 1e-12 on ML-1M).
+    Used on GPUs; on a CPU the host sampler is as fast.
+    """
+
+    def __init__(self, users: np.ndarray, items: np.ndarray, seen: np.ndarray, n_items: int, n_neg: int,
+                 batch_size: int, rounds: int = 8) -> None:  # fmt: skip
+        import jax
+        import jax.numpy as jnp
+
+        if (len(seen) and int(seen.max()) >= 2**31 - 1) or batch_size % (1 + n_neg) or batch_size < 1 + n_neg:
+            raise ValueError("JaxImplicitSampler needs int32 pair keys and a batch of whole (1 + n_neg) groups.")
+        self.users, self.items = jax.device_put(users.astype(np.int32)), jax.device_put(items.astype(np.int32))
+        self.seen = jax.device_put(seen.astype(np.int32))
+        per_batch = batch_size // (1 + n_neg)
+        steps = len(users) // per_batch
+        if steps == 0:
+            raise ValueError(f"fewer positives ({len(users)}) than one batch needs ({per_batch}).")
+
+        def is_seen(u, i):
+            q = u * n_items + i
+            pos = jnp.clip(jnp.searchsorted(self.seen, q), 0, self.seen.shape[0] - 1)
+            return self.seen[pos] == q
+
+        def epoch_data(key):
+            k_perm, k_draw = jax.random.split(key)
+            order = jax.random.permutation(k_perm, self.users.shape[0])[: steps * per_batch]
+            pu, pi = self.users[order], self.items[order]
+            nu = jnp.repeat(pu, n_neg)
+            draws = jax.random.randint(k_draw, (rounds + 1, nu.shape[0]), 0, n_items, dtype=jnp.int32)
+            neg = draws[0]
+            for r in range(1, rounds + 1):
+                neg = jnp.where(is_seen(nu, neg), draws[r], neg)
+            pos_x = jnp.stack([pu, pi], 1).reshape(steps, per_batch, 2)
+            neg_x = jnp.stack([nu, neg], 1).reshape(steps, per_batch * n_neg, 2)
+            x = jnp.concatenate([pos_x, neg_x], axis=1)
+            y = jnp.concatenate([jnp.ones((steps, per_batch), jnp.float32), jnp.zeros((steps, per_batch * n_neg), jnp.float32)], 1)
+            return x, y
+
+        self._epoch_data = jax.jit(epoch_data)
+        self._key = jax.random.PRNGKey(0)
+
+    @staticmethod
+    def usable(max_key: int, batch_size: int, n_neg: int) -> bool:
+        """Keys must fit int32 (JAX's default integers) and batches split into positive groups."""
+        import jax
+
+        on_accelerator = jax.devices()[0].platform != "cpu"
+        return on_accelerator and max_key < 2**31 - 1 and batch_size % (1 + n_neg) == 0 and batch_size >= 1 + n_neg
+
+    def seed(self, seed: int) -> None:
+        import jax
+
+        self._key = jax.random.PRNGKey(seed)
+
+    def next_epoch(self):
+        import jax
+
+        self._key, sub = jax.random.split(self._key)
+        return self._epoch_data(sub)

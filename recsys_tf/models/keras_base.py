@@ -111,20 +111,29 @@ class KerasRecommender(Recommender):
         callbacks = [keras.callbacks.TensorBoard(str(self.tensorboard_dir))] if self.tensorboard_dir else []
         from recsys_tf.models import fast_loop
 
-        trainer = None
+        trainer = sampler = None
         if (self.fast is None or self.fast) and fast_loop.available():
             trainer = fast_loop.JaxEpochTrainer(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size)
+            batch = self.batch_size - self.batch_size % (1 + self.n_neg)  # whole groups of 1 positive + n_neg
+            if (self.feedback == "implicit" and len(users) >= batch // (1 + self.n_neg) > 0
+                    and fast_loop.JaxImplicitSampler.usable(self.n_users * self.n_items, batch, self.n_neg)):  # fmt: skip
+                # on a GPU, negatives are drawn on the device: the epoch never leaves the accelerator
+                sampler = fast_loop.JaxImplicitSampler(users, items, self.seen_, self.n_items, self.n_neg, batch)
+                sampler.seed(self.seed)
         val_metric = self._validation_metric(val)
         best, best_weights, waited = None, None, 0
         bar = progress(range(self.epochs), desc=f"{type(self).__name__}", disable=not self.verbose or None)
         for epoch in bar:
-            x, y = self._epoch_data(users, items, target, rng)
-            if trainer is not None and len(x) >= self.batch_size:
-                loss = trainer.run_epoch(*trainer.device_batches(x, y))
+            if sampler is not None:
+                loss = trainer.run_epoch(*sampler.next_epoch())
             else:
-                hist = self.net_.fit(x, y, batch_size=self.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                                     verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
-                loss = float(hist.history["loss"][-1])
+                x, y = self._epoch_data(users, items, target, rng)
+                if trainer is not None and len(x) >= self.batch_size:
+                    loss = trainer.run_epoch(*trainer.device_batches(x, y))
+                else:
+                    hist = self.net_.fit(x, y, batch_size=self.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                                         verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
+                    loss = float(hist.history["loss"][-1])
             rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss}
             if val_metric is not None:
                 name, value, higher_better = val_metric()

@@ -253,7 +253,7 @@ def _speed_section() -> list[str]:
     for path in sorted((ROOT / "bench" / "results").glob("train-*.json")):
         res = json.loads(path.read_text())
         for key, label in (("throughput_samples_per_s", "Keras fit"), ("throughput_samples_per_s_device_loop", "compiled on-device loop (JAX)"),
-                           ("neumf_fit_2_epochs_samples_per_s", "NeuMF.fit end to end (host negative sampling, compile)")):  # fmt: skip
+                           ("neumf_fit_samples_per_s", "NeuMF.fit, steady epochs (negatives re-drawn each epoch)")):  # fmt: skip
             for bs, v in res.get(key, {}).items():
                 rows.append(f"| {res['device']} | {label} | {bs} | {v / 1e6:.2f} |")
         for key, v in res.items():

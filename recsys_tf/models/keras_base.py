@@ -8,6 +8,7 @@ the logit (``loss="bce"``, NCF's log loss). Explicit feedback regresses the ``ra
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,6 +125,7 @@ class KerasRecommender(Recommender):
         best, best_weights, waited = None, None, 0
         bar = progress(range(self.epochs), desc=f"{type(self).__name__}", disable=not self.verbose or None)
         for epoch in bar:
+            started = time.perf_counter()
             if sampler is not None:
                 loss = trainer.run_epoch(*sampler.next_epoch())
             else:
@@ -134,7 +136,7 @@ class KerasRecommender(Recommender):
                     hist = self.net_.fit(x, y, batch_size=self.batch_size, epochs=epoch + 1, initial_epoch=epoch,
                                          verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
                     loss = float(hist.history["loss"][-1])
-            rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss}
+            rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
             if val_metric is not None:
                 name, value, higher_better = val_metric()
                 rec[name] = value

@@ -1,0 +1,99 @@
+"""Text features of items: the classic TF-IDF + truncated SVD (LSA), and a trainable Keras encoder.
+
+TF-IDF weighs a term by its frequency in the text times ``log((1 + n) / (1 + df)) + 1`` (its rarity
+across texts); truncated SVD keeps the ``dim`` strongest directions of that sparse matrix -- latent
+semantic analysis (Deerwester et al., JASIS 1990).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from recsys_tf.errors import DataError
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    texts = list(texts)
+    if not texts:
+        raise DataError("no texts given: pass one string per item.")
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise DataError(f"{len(bad)} text(s) are not strings (missing?), e.g. at positions {bad[:5]}; fill them with ''.")
+    return texts
+
+
+def tfidf_svd(texts: Sequence[str], dim: int = 64, seed: int = 0, min_df: int = 1, ngram_range: tuple[int, int] = (1, 2)) -> np.ndarray:
+    """Items x ``dim`` L2-normalised LSA vectors of ``texts`` (TF-IDF on words and word pairs, then SVD)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    texts = _check_texts(texts)
+    x = TfidfVectorizer(min_df=min_df, ngram_range=ngram_range, sublinear_tf=True).fit_transform(texts)
+    dim = max(1, min(dim, x.shape[1] - 1, len(texts) - 1))
+    z = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x)
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+class TextEncoder:
+    """A Keras ``TextVectorization`` + ``Embedding`` + masked mean pooling encoder.
+
+    ``adapt(texts)`` learns the vocabulary; ``layer()`` returns a Keras layer mapping strings to
+    ``dim``-vectors whose embedding is trained together with the recommender that uses it (the
+    hybrid model of notebook 09); ``encode(texts)`` applies it (before training: random projection
+    of the bag of words, still a useful similarity).
+    """
+
+    def __init__(self, dim: int = 32, max_tokens: int = 20_000, sequence_length: int = 48, seed: int = 0) -> None:
+        self.dim, self.max_tokens, self.sequence_length, self.seed = dim, max_tokens, sequence_length, seed
+        self.vectorizer = None
+        self._layer = None
+
+    def adapt(self, texts: Sequence[str]) -> "TextEncoder":
+        import keras
+
+        texts = _check_texts(texts)
+        self.vectorizer = keras.layers.TextVectorization(max_tokens=self.max_tokens, output_sequence_length=self.sequence_length)
+        self.vectorizer.adapt(np.array(texts, dtype=object))
+        return self
+
+    def layer(self):
+        """The encoder as one Keras layer: strings (batch,) -> (batch, dim)."""
+        if self.vectorizer is None:
+            raise RuntimeError("call adapt(texts) first.")
+        if self._layer is None:
+            self._layer = _MeanEmbedding(self.vectorizer, self.dim, self.seed)
+        return self._layer
+
+    def encode(self, texts: Sequence[str], batch_size: int = 1024) -> np.ndarray:
+        import keras
+
+        texts = _check_texts(texts)
+        layer = self.layer()
+        out = [keras.ops.convert_to_numpy(layer(np.array(texts[s : s + batch_size], dtype=object)))
+               for s in range(0, len(texts), batch_size)]  # fmt: skip
+        z = np.concatenate(out)
+        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def _MeanEmbedding(vectorizer, dim: int, seed: int):
+    import keras
+    from keras import layers, ops
+
+    class MeanEmbedding(layers.Layer):
+        """Token ids -> embeddings -> mean over the non-padding tokens."""
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.vectorizer = vectorizer
+            self.embedding = layers.Embedding(vectorizer.vocabulary_size(), dim,
+                                              embeddings_initializer=keras.initializers.RandomNormal(stddev=0.1, seed=seed))  # fmt: skip
+
+        def call(self, texts):
+            ids = self.vectorizer(texts)
+            mask = ops.cast(ops.not_equal(ids, 0), "float32")[..., None]
+            summed = ops.sum(self.embedding(ids) * mask, axis=1)
+            return summed / ops.maximum(ops.sum(mask, axis=1), 1.0)
+
+    return MeanEmbedding()

@@ -50,3 +50,30 @@ def first_occurrence(rows: np.ndarray) -> np.ndarray:
     first = np.empty(rows.shape, bool)
     np.put_along_axis(first, order, ~repeat, axis=1)
     return first
+
+
+def import_keras_quietly():
+    """Import Keras (and TensorFlow under it) with the process's native stderr silenced meanwhile.
+
+    TensorFlow 2.21 writes absl lines ("oneDNN custom operations are on", "Could not find cuda
+    drivers") before it reads ``TF_CPP_MIN_LOG_LEVEL``, so they land in every notebook. Python
+    errors are unaffected (they are raised, not printed, inside the import). Set
+    ``TF_CPP_MIN_LOG_LEVEL=0`` to see everything.
+    """
+    import sys
+
+    if "keras" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+        import keras
+
+        return keras
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, 2)
+        import keras
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return keras

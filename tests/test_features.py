@@ -66,3 +66,29 @@ def test_picture_descriptors_separate_colour_shape_and_texture():
 def test_picture_input_is_checked():
     with pytest.raises(DataError, match="n x height x width x 3"):
         colour_histogram(np.zeros((2, 8, 8)))
+
+
+def test_hybrid_model_ranks_new_items_from_their_content(tmp_path):
+    from recsys_tf.errors import DataError as _DataError
+    from recsys_tf.models import HybridRecommender, Recommender
+
+    rng = np.random.default_rng(0)
+    n_items = 40
+    group = np.arange(n_items) % 2  # content: a one-hot of the item's group (+ noise)
+    feats = pd.DataFrame(np.column_stack([group == 0, group == 1, rng.normal(0, 0.05, n_items)]).astype(float),
+                         index=np.arange(n_items))  # fmt: skip
+    new = np.array([36, 37, 38, 39])  # never seen in training
+    users = np.repeat(np.arange(60), 10)
+    items = np.array([rng.choice(np.flatnonzero((group == u % 2) & ~np.isin(np.arange(n_items), new)), 10, replace=False)
+                      for u in range(60)]).ravel()  # fmt: skip
+    train = pd.DataFrame({"user_id": users, "item_id": items, "label": 1.0})
+    catalog = pd.DataFrame({"item_id": np.arange(n_items)})
+    model = HybridRecommender(item_features=feats, factors=8, epochs=30, learning_rate=0.01, verbose=False, seed=0).fit(train, catalog)
+    scores = model.score(np.repeat([0, 1], 4), np.tile(new, 2)).reshape(2, 4)
+    # user 0 likes group 0 (items 36, 38), user 1 group 1 (37, 39)
+    assert scores[0, [0, 2]].min() > scores[0, [1, 3]].max() and scores[1, [1, 3]].min() > scores[1, [0, 2]].max()
+    model.save(tmp_path / "h")
+    again = Recommender.load(tmp_path / "h")
+    assert np.allclose(again.score(np.repeat([0, 1], 4), np.tile(new, 2)).reshape(2, 4), scores, atol=1e-5)
+    with pytest.raises(_DataError, match="no \\(complete\\) content features"):
+        HybridRecommender(item_features=feats.iloc[:-1], epochs=1, verbose=False).fit(train, catalog)

@@ -200,3 +200,48 @@ class NeuMFNet(PairNet):
             dst.set_weights(src.get_weights())
         (wg, bg), (wm, bm) = gmf.out.get_weights(), mlp.out.get_weights()
         self.out.set_weights([np.concatenate([alpha * wg, (1 - alpha) * wm]), alpha * bg + (1 - alpha) * bm])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class HybridNet(PairNet):
+    """Ids plus content: ``score = b_u + b_i + p_u . (m_i q_i + W c_i)`` with ``c_i`` the item's content vector.
+
+    ``m_i`` is 1 for items seen in training, 0 for new ones; during training the id term is also
+    dropped at random (``id_dropout``), so the content path learns to carry an item on its own --
+    the idea of DropoutNet (Volkovs, Yu & Poutanen, NeurIPS 2017). New items are then scored from
+    their content alone.
+    """
+
+    def __init__(self, n_users: int, n_items: int, content: Any = None, factors: int = 32, id_dropout: float = 0.5,
+                 has_id: Any = None, l2: float = 0.0, seed: int = 0, content_dim: int | None = None, **kwargs: Any) -> None:  # fmt: skip
+        # The config keeps only the content's width: the values are weights, saved with the other weights.
+        content = np.zeros((n_items, content_dim), "float32") if content is None else np.asarray(content, dtype="float32")
+        has_id = np.ones(n_items, "float32") if has_id is None else np.asarray(has_id, dtype="float32")
+        super().__init__(n_users=n_users, n_items=n_items, factors=factors, id_dropout=id_dropout, l2=l2, seed=seed,
+                         content_dim=int(content.shape[1]), **kwargs)  # fmt: skip
+        self.p = _emb(n_users, factors, l2, seed, "user_factors", 0.1)
+        self.q = _emb(n_items, factors, l2, seed + 1, "item_factors", 0.1)
+        self.bu = layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
+        self.bi = layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
+        self.project = layers.Dense(factors, use_bias=False, name="content_projection",
+                                    kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2))  # fmt: skip
+        self.content = self.add_weight(shape=content.shape, initializer=keras.initializers.Constant(content),
+                                       trainable=False, name="content")  # fmt: skip
+        self.has_id = self.add_weight(shape=(n_items,), initializer=keras.initializers.Constant(has_id), trainable=False, name="has_id")
+        self.id_dropout = float(id_dropout)
+        self.seed_gen = keras.random.SeedGenerator(seed + 3)
+
+    def item_vectors(self, i, training=None):
+        keep = ops.take(self.has_id, i)
+        if training and self.id_dropout:
+            keep = keep * ops.cast(keras.random.uniform(ops.shape(keep), seed=self.seed_gen) >= self.id_dropout, keep.dtype)
+        return keep[:, None] * self.q(i) + self.project(ops.take(self.content, i, axis=0))
+
+    def call(self, pairs, training=None):
+        u, i = pairs[:, 0], pairs[:, 1]
+        dot = ops.sum(self.p(u) * self.item_vectors(i, training), axis=-1)
+        return dot + ops.squeeze(self.bu(u), -1) + ops.squeeze(self.bi(i), -1)
+
+    def full_scores(self, users: np.ndarray) -> np.ndarray:
+        q = _np(self.has_id)[:, None] * _np(self.q.embeddings) + _np(self.content) @ _np(self.project.kernel)
+        return _np(self.p.embeddings)[users] @ q.T + _np(self.bu.embeddings)[users] + _np(self.bi.embeddings)[:, 0][None, :]

@@ -129,6 +129,12 @@ def mae(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 # --- the sampled-candidates protocol (NCF) ------------------------------------------------------
+def _distinct_negatives(candidates: np.ndarray) -> np.ndarray:
+    """Mask over a candidate row's negatives (columns 1:) keeping each item once and never the positive."""
+    c = np.asarray(candidates)
+    return (c[:, 1:] != c[:, :1]) & first_occurrence(c[:, 1:])
+
+
 def sampled_ranks(scores: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
     """1-based rank of the held-out item (column 0) among its candidates, per user.
 
@@ -142,9 +148,7 @@ def sampled_ranks(scores: np.ndarray, candidates: np.ndarray | None = None) -> n
     scores = np.asarray(scores, dtype=np.float64)
     above = scores[:, 1:] >= scores[:, :1]
     if candidates is not None:
-        candidates = np.asarray(candidates)
-        keep = (candidates[:, 1:] != candidates[:, :1]) & first_occurrence(candidates[:, 1:])
-        above &= keep
+        above &= _distinct_negatives(candidates)
     return 1 + above.sum(axis=1)
 
 
@@ -158,8 +162,7 @@ def sampled_metrics(scores: np.ndarray, candidates: np.ndarray | None = None, k:
     rank = sampled_ranks(scores, candidates)
     n_neg = np.asarray(scores).shape[1] - 1
     if candidates is not None:
-        c = np.asarray(candidates)
-        n_neg = ((c[:, 1:] != c[:, :1]) & first_occurrence(c[:, 1:])).sum(axis=1)
+        n_neg = _distinct_negatives(candidates).sum(axis=1)
     hit = rank <= k
     return {
         f"hit_rate@{k}": float(hit.mean()), f"ndcg@{k}": float(np.where(hit, 1 / np.log2(rank + 1), 0).mean()),

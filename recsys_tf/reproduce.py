@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,31 +33,6 @@ from recsys_tf.errors import DataNotFoundError
 
 DOCS = ROOT / "docs"
 RAW = DOCS / "results"
-
-
-def device() -> str:
-    """The accelerator Keras trains on, or the CPU."""
-    try:
-        import keras
-
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            if gpus:
-                return f"GPU ({tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'unknown')}), TensorFlow"
-        elif backend == "jax":
-            import jax
-
-            dev = jax.devices()[0]
-            if dev.platform != "cpu":
-                return f"GPU ({dev.device_kind}), JAX"
-    except Exception:  # noqa: BLE001 - the device line must never break a reproduction
-        pass
-    import os
-
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
 # --- MF on ML-100K u1-u5 ------------------------------------------------------------------------------
@@ -275,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="run only experiments whose name contains this text")
     args = ap.parse_args(argv)
     RAW.mkdir(parents=True, exist_ok=True)
-    dev = device()
+    from recsys_tf.speed import device_name
+
+    dev = device_name()
     results = {}
     for name, fn in EXPERIMENTS.items():
         path = RAW / f"{name}.json"

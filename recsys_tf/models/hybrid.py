@@ -47,5 +47,9 @@ class HybridRecommender(KerasRecommender):
     def _net_args(self) -> dict[str, Any]:
         return {"content": self._content, "has_id": self._has_id, "factors": self.factors, "id_dropout": self.id_dropout}
 
+    def _negative_pool(self) -> np.ndarray:
+        # New items are not in the shop yet when the model trains: they cannot be negatives either.
+        return self._has_id
+
     def _state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._param_names}  # the features live in the saved network

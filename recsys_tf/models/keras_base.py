@@ -71,6 +71,10 @@ class KerasRecommender(Recommender):
         """Constructor arguments of ``net_class`` besides n_users, n_items, l2 and seed."""
         return {}
 
+    def _negative_pool(self) -> np.ndarray | None:
+        """Weights of the items negatives are drawn from (``None``: all items uniformly)."""
+        return None
+
     def _state(self) -> dict[str, Any]:
         """Constructor arguments to save (``_param_names``; subclasses extend the tuple)."""
         return {k: getattr(self, k) for k in self._param_names}
@@ -116,7 +120,7 @@ class KerasRecommender(Recommender):
         if (self.fast is None or self.fast) and fast_loop.available():
             trainer = fast_loop.JaxEpochTrainer(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size)
             batch = self.batch_size - self.batch_size % (1 + self.n_neg)  # whole groups of 1 positive + n_neg
-            if (self.feedback == "implicit" and len(users) >= batch // (1 + self.n_neg) > 0
+            if (self.feedback == "implicit" and self._negative_pool() is None and len(users) >= batch // (1 + self.n_neg) > 0
                     and fast_loop.JaxImplicitSampler.usable(self.n_users * self.n_items, batch, self.n_neg)):  # fmt: skip
                 # on a GPU, negatives are drawn on the device: the epoch never leaves the accelerator
                 sampler = fast_loop.JaxImplicitSampler(users, items, self.seen_, self.n_items, self.n_neg, batch)
@@ -157,7 +161,9 @@ class KerasRecommender(Recommender):
 
     def _epoch_data(self, users: np.ndarray, items: np.ndarray, target: np.ndarray, rng: np.random.Generator):
         if self.feedback == "implicit":
-            neg = sample_negatives(users, self.seen_, self.n_items, self.n_neg, seed=rng).ravel()
+            pool = self._negative_pool()
+            neg = sample_negatives(users, self.seen_, self.n_items, self.n_neg, seed=rng, **(
+                {} if pool is None else {"strategy": "popularity", "item_counts": pool})).ravel()
             x = np.column_stack([np.r_[users, np.repeat(users, self.n_neg)], np.r_[items, neg]]).astype("int32")
             y = np.r_[target, np.zeros(len(neg), np.float32)]
         else:

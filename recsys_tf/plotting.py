@@ -92,7 +92,7 @@ def plot_funnel(table: pd.DataFrame, ax=None):
     return ax
 
 
-def plot_embedding_map(coords: np.ndarray, labels: Sequence, title: str = "", ax=None, max_legend: int = 12):
+def plot_embedding_map(coords: np.ndarray, labels: Sequence, title: str = "", ax=None, max_legend: int = 20):
     """Scatter of 2-D item coordinates coloured by a label (category, department...)."""
     plt = _plt()
     if ax is None:
@@ -103,7 +103,7 @@ def plot_embedding_map(coords: np.ndarray, labels: Sequence, title: str = "", ax
         m = (lab == value).to_numpy()
         ax.scatter(coords[m, 0], coords[m, 1], s=6, color=cmap(j % 20), label=value if j < max_legend else None)
     ax.set(title=title, xticks=[], yticks=[])
-    ax.legend(fontsize=6, markerscale=2, loc="best", ncol=2)
+    ax.legend(fontsize=6, markerscale=2, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     return ax
 
 

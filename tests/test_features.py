@@ -92,3 +92,31 @@ def test_hybrid_model_ranks_new_items_from_their_content(tmp_path):
     assert np.allclose(again.score(np.repeat([0, 1], 4), np.tile(new, 2)).reshape(2, 4), scores, atol=1e-5)
     with pytest.raises(_DataError, match="no \\(complete\\) content features"):
         HybridRecommender(item_features=feats.iloc[:-1], epochs=1, verbose=False).fit(train, catalog)
+
+
+def test_hybrid_learns_word_embeddings_that_carry_new_items(tmp_path):
+    from recsys_tf.models import HybridRecommender, Recommender
+
+    rng = np.random.default_rng(0)
+    n_items = 40
+    group = np.arange(n_items) % 2
+    words = np.array(["leather boots sole", "ceramic mug glaze"])
+    texts = pd.Series([f"{words[g]} model {i}" for i, g in enumerate(group)], index=np.arange(n_items))
+    new = np.array([36, 37, 38, 39])
+    users = np.repeat(np.arange(60), 10)
+    items = np.array([rng.choice(np.flatnonzero((group == u % 2) & ~np.isin(np.arange(n_items), new)), 10, replace=False)
+                      for u in range(60)]).ravel()  # fmt: skip
+    train = pd.DataFrame({"user_id": users, "item_id": items})
+    catalog = pd.DataFrame({"item_id": np.arange(n_items)})
+    model = HybridRecommender(item_texts=texts, factors=8, text_dim=8, epochs=30, learning_rate=0.01, verbose=False, seed=0)
+    model.fit(train, catalog)
+    scores = model.score(np.repeat([0, 1], 4), np.tile(new, 2)).reshape(2, 4)
+    assert scores[0, [0, 2]].min() > scores[0, [1, 3]].max() and scores[1, [1, 3]].min() > scores[1, [0, 2]].max()
+    assert model.item_factors.shape == (n_items, 8)
+    model.save(tmp_path / "h")
+    again = Recommender.load(tmp_path / "h")
+    assert np.allclose(again.score(np.repeat([0, 1], 4), np.tile(new, 2)).reshape(2, 4), scores, atol=1e-5)
+    with pytest.raises(DataError, match="item_features .* and/or item_texts"):
+        HybridRecommender(epochs=1, verbose=False).fit(train, catalog)
+    with pytest.raises(DataError, match="no \\(complete\\) text"):
+        HybridRecommender(item_texts=texts.iloc[:-1], epochs=1, verbose=False).fit(train, catalog)

@@ -45,6 +45,20 @@ CHECKS = {
     "06_training_on_gpu": {
         "best_samples_per_s": _between(1_000, 10**9), "backends_measured": lambda v: "tensorflow" in v,
     },
+    "07_text_features": {
+        "tfidf_category_agreement": _between(0.2, 1), "pretrained_text_used": lambda v: isinstance(v, bool),
+        "text_items_per_s": lambda v: all(x > 0 for x in v.values()),
+        "text_neighbour_agreement": lambda v: all(0 <= x <= 1 for enc in v.values() for x in enc.values()),
+    },
+    "08_image_features": {
+        "descriptor_colour_agreement": _between(0.5, 1), "pictures_per_s": lambda v: all(x > 0 for x in v.values()),
+        "autoencoder_final_loss": _between(0, 0.2), "pretrained_cnn_used": lambda v: isinstance(v, bool),
+    },
+    "09_hybrid_cold_start": {
+        "new_items_hybrid_over_popularity": _between(0, 10**6), "warm_hybrid_vs_neumf": _between(-1, 10),
+        "cold_start_table": lambda v: {"popularity", "hybrid", "NeuMF", "content k-NN"} <= set(v),
+        "ablation": lambda v: "all content" in v and "learned text only" in v,
+    },
     "10_reranking": {
         "baseline_ndcg@10": _between(0, 1), "baseline_interest_coverage": _between(0, 1),
         "front": lambda v: len(v) >= 5 and all(0 <= p["interest coverage"] <= 1 for p in v),

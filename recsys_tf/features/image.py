@@ -93,3 +93,41 @@ def image_features(pictures: np.ndarray, batch_size: int = 512) -> np.ndarray:
         parts = [colour_histogram(batch), shape_descriptors(batch), texture_descriptors(batch)]
         blocks.append(np.hstack([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in parts]))
     return np.vstack(blocks)
+
+
+def save_pictures(folder, pictures: np.ndarray, names) -> list:
+    """Write pictures as PNG files ``folder/<name>.png`` (e.g. a catalog's, to try the file pipeline)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for pic, name in zip(_check(pictures).astype(np.uint8), names):
+        paths.append(folder / f"{name}.png")
+        Image.fromarray(pic).save(paths[-1])
+    return paths
+
+
+def load_pictures(paths, size: int = 64, batch_size: int = 256) -> np.ndarray:
+    """Read picture files (any format Pillow reads) as one ``n x size x size x 3`` uint8 array:
+    converted to RGB, resized (bilinear) to a square -- the loading step for real product photos."""
+    from pathlib import Path
+
+    from PIL import Image, UnidentifiedImageError
+
+    from recsys_tf.utils import progress
+
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataError(f"{len(missing)} picture file(s) do not exist, e.g. {missing[:3]}.")
+    out = np.empty((len(paths), size, size, 3), np.uint8)
+    for k in progress(range(len(paths)), desc="loading pictures", miniters=batch_size):
+        try:
+            with Image.open(paths[k]) as im:
+                out[k] = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataError(f"{paths[k]} is not a readable picture ({e}); replace or remove it.") from e
+    return out

@@ -1,4 +1,5 @@
-"""Text features of items: the classic TF-IDF + truncated SVD (LSA), and a trainable Keras encoder.
+"""Text features of items: the classic TF-IDF + truncated SVD (LSA), a trainable Keras encoder, and
+pretrained sentence embeddings (all-MiniLM-L6-v2, offline).
 
 TF-IDF weighs a term by its frequency in the text times ``log((1 + n) / (1 + df)) + 1`` (its rarity
 across texts); truncated SVD keeps the ``dim`` strongest directions of that sparse matrix -- latent
@@ -8,9 +9,10 @@ semantic analysis (Deerwester et al., JASIS 1990).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 
 from recsys_tf.errors import DataError
 
@@ -25,16 +27,58 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
     return texts
 
 
+class TfidfLSA:
+    """TF-IDF on words and word pairs, then truncated SVD: ``fit(texts)``, ``transform(texts)``.
+
+    ``transform`` embeds texts never seen in fitting (a search query, a new product) in the same
+    space; ``topics()`` lists the terms that weigh most on each direction -- what the vectors mean.
+    """
+
+    def __init__(self, dim: int = 64, seed: int = 0, min_df: int = 1, ngram_range: tuple[int, int] = (1, 2),
+                 stop_words: str | None = "english") -> None:  # fmt: skip
+        self.dim, self.seed, self.min_df, self.ngram_range, self.stop_words = dim, seed, min_df, ngram_range, stop_words
+        self.vectorizer: Any = None
+        self.svd: Any = None
+
+    def fit(self, texts: Sequence[str]) -> "TfidfLSA":
+        self.fit_transform(texts)
+        return self
+
+    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        texts = _check_texts(texts)
+        self.vectorizer = TfidfVectorizer(min_df=self.min_df, ngram_range=self.ngram_range, sublinear_tf=True,
+                                          stop_words=self.stop_words)  # fmt: skip
+        x = self.vectorizer.fit_transform(texts)
+        dim = max(1, min(self.dim, x.shape[1] - 1, len(texts) - 1))
+        self.svd = TruncatedSVD(n_components=dim, random_state=self.seed)
+        return _unit_rows(self.svd.fit_transform(x))
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        if self.svd is None:
+            raise RuntimeError("call fit(texts) first.")
+        return _unit_rows(self.svd.transform(self.vectorizer.transform(_check_texts(texts))))
+
+    def topics(self, n_topics: int = 6, n_terms: int = 8) -> pd.DataFrame:
+        """The ``n_terms`` heaviest terms (by absolute weight) of each of the first SVD directions."""
+        if self.svd is None:
+            raise RuntimeError("call fit(texts) first.")
+        terms = self.vectorizer.get_feature_names_out()
+        comp = self.svd.components_[:n_topics]
+        top = np.argsort(-np.abs(comp), axis=1)[:, :n_terms]
+        return pd.DataFrame({f"direction {j + 1}": [("-" if comp[j, t] < 0 else "+") + terms[t] for t in top[j]]
+                             for j in range(len(comp))})  # fmt: skip
+
+
+def _unit_rows(z: np.ndarray) -> np.ndarray:
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
 def tfidf_svd(texts: Sequence[str], dim: int = 64, seed: int = 0, min_df: int = 1, ngram_range: tuple[int, int] = (1, 2)) -> np.ndarray:
     """Items x ``dim`` L2-normalised LSA vectors of ``texts`` (TF-IDF on words and word pairs, then SVD)."""
-    from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    texts = _check_texts(texts)
-    x = TfidfVectorizer(min_df=min_df, ngram_range=ngram_range, sublinear_tf=True).fit_transform(texts)
-    dim = max(1, min(dim, x.shape[1] - 1, len(texts) - 1))
-    z = TruncatedSVD(n_components=dim, random_state=seed).fit_transform(x)
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return TfidfLSA(dim, seed, min_df, ngram_range).fit_transform(texts)
 
 
 class TextEncoder:
@@ -59,6 +103,15 @@ class TextEncoder:
         self.vectorizer.adapt(np.array(texts, dtype=object))
         return self
 
+    def token_ids(self, texts: Sequence[str]) -> np.ndarray:
+        """``len(texts) x sequence_length`` int32 token ids (0 pads, 1 is an out-of-vocabulary word)."""
+        import keras
+
+        if self.vectorizer is None:
+            raise RuntimeError("call adapt(texts) first.")
+        texts = _check_texts(texts)
+        return keras.ops.convert_to_numpy(self.vectorizer(np.array(texts, dtype=object))).astype(np.int32)
+
     def layer(self):
         """The encoder as one Keras layer: strings (batch,) -> (batch, dim)."""
         if self.vectorizer is None:
@@ -74,8 +127,7 @@ class TextEncoder:
         layer = self.layer()
         out = [keras.ops.convert_to_numpy(layer(np.array(texts[s : s + batch_size], dtype=object)))
                for s in range(0, len(texts), batch_size)]  # fmt: skip
-        z = np.concatenate(out)
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return _unit_rows(np.concatenate(out))
 
 
 def _MeanEmbedding(vectorizer, dim: int, seed: int):
@@ -165,5 +217,4 @@ class SentenceEncoder:
             tokens = np.asarray(self._backbone.predict_on_batch(x)["sequence_output"])[:n]
             mask = keras.ops.convert_to_numpy(x["padding_mask"])[:n].astype(np.float32)[..., None]
             out.append((tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0))
-        z = np.concatenate(out).astype(np.float32)
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return _unit_rows(np.concatenate(out).astype(np.float32))

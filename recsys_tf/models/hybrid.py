@@ -13,39 +13,61 @@ from recsys_tf.models.nets import HybridNet
 
 
 class HybridRecommender(KerasRecommender):
-    """Matrix factorization whose item vectors add a learned projection of content features.
+    """Matrix factorization whose item vectors add learned projections of the item's content.
 
     ``item_features``: a frame indexed by ``item_id`` with numeric columns (text vectors, picture
-    descriptors, one-hot category / brand, price...), one row for every item of the catalog passed
-    to ``fit``. Items without training interactions are scored from their content alone (see
+    descriptors or CNN embeddings, one-hot category / brand, price...), one row for every item of
+    the catalog passed to ``fit`` (see :func:`recsys_tf.features.feature_table`).
+    ``item_texts``: a series of strings indexed by ``item_id``; a vocabulary is learned from the
+    training items' texts and word embeddings are trained with the recommender (``text_dim``-d,
+    first ``text_length`` tokens). Give either or both.
+
+    Items without training interactions are scored from their content alone (see
     :class:`~recsys_tf.models.nets.HybridNet`); ``id_dropout`` is the share of training samples
-    that must do without the item id.
+    that must do without the item id. Negatives are drawn from the items seen in training only:
+    items launched later did not exist for the shoppers then.
     """
 
     name = "hybrid"
     net_class = HybridNet
-    _param_names = KerasRecommender._param_names + ("factors", "id_dropout")
+    _param_names = KerasRecommender._param_names + ("factors", "id_dropout", "text_dim", "text_length", "max_tokens")
 
-    def __init__(self, item_features: pd.DataFrame | None = None, factors: int = 32, id_dropout: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, item_features: pd.DataFrame | None = None, item_texts: pd.Series | None = None, factors: int = 32,
+                 id_dropout: float = 0.5, text_dim: int = 32, text_length: int = 32, max_tokens: int = 20_000,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        self.item_features, self.factors, self.id_dropout = item_features, factors, id_dropout
-        self._content = self._has_id = None
+        self.item_features, self.item_texts, self.factors, self.id_dropout = item_features, item_texts, factors, id_dropout
+        self.text_dim, self.text_length, self.max_tokens = text_dim, text_length, max_tokens
+        self._content = self._has_id = self._tokens = None
+        self._vocab_size = 0
+
+    def _per_item(self, values, what: str):
+        got = values.reindex(self.item_ids)
+        missing = got.isna().any(axis=1) if got.ndim == 2 else got.isna()
+        if missing.any():
+            raise DataError(f"{int(missing.sum())} item(s) have no (complete) {what}, e.g. "
+                            f"{self.item_ids[missing.to_numpy()][:5].tolist()}; give every catalog item a row.")  # fmt: skip
+        return got
 
     def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, init_net=None) -> None:
-        if self.item_features is None:
-            raise DataError("HybridRecommender needs item_features: a frame indexed by item_id with numeric columns.")
-        feats = self.item_features.reindex(self.item_ids)
-        missing = feats.isna().any(axis=1)
-        if missing.any():
-            raise DataError(f"{int(missing.sum())} item(s) have no (complete) content features, e.g. "
-                            f"{self.item_ids[missing.to_numpy()][:5].tolist()}; give every catalog item a row.")  # fmt: skip
-        self._content = feats.to_numpy(np.float32)
+        if self.item_features is None and self.item_texts is None:
+            raise DataError("HybridRecommender needs item_features (a frame indexed by item_id) and/or item_texts (a series of strings).")
         self._has_id = np.zeros(self.n_items, np.float32)
         self._has_id[np.unique(train["item_idx"].to_numpy())] = 1.0
+        if self.item_features is not None:
+            self._content = self._per_item(self.item_features, "content features").to_numpy(np.float32)
+        if self.item_texts is not None:
+            from recsys_tf.features.text import TextEncoder
+
+            texts = self._per_item(self.item_texts, "text").astype(str).tolist()
+            enc = TextEncoder(max_tokens=self.max_tokens, sequence_length=self.text_length)
+            enc.adapt([t for t, seen in zip(texts, self._has_id) if seen])  # words of new items stay out-of-vocabulary
+            self._tokens, self._vocab_size = enc.token_ids(texts), enc.vectorizer.vocabulary_size()
         super()._fit(train, val=val, init_net=init_net)
 
     def _net_args(self) -> dict[str, Any]:
-        return {"content": self._content, "has_id": self._has_id, "factors": self.factors, "id_dropout": self.id_dropout}
+        return {"content": self._content, "has_id": self._has_id, "factors": self.factors, "id_dropout": self.id_dropout,
+                "tokens": self._tokens, "vocab_size": self._vocab_size, "text_dim": self.text_dim}  # fmt: skip
 
     def _negative_pool(self) -> np.ndarray:
         # New items are not in the shop yet when the model trains: they cannot be negatives either.
@@ -53,3 +75,9 @@ class HybridRecommender(KerasRecommender):
 
     def _state(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self._param_names}  # the features live in the saved network
+
+    @property
+    def item_factors(self) -> np.ndarray:
+        """Items x factors: the vectors items are scored with (new items: from content alone)."""
+        self._check_fitted()
+        return self.net_.all_item_vectors()

@@ -204,44 +204,81 @@ class NeuMFNet(PairNet):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class HybridNet(PairNet):
-    """Ids plus content: ``score = b_u + b_i + p_u . (m_i q_i + W c_i)`` with ``c_i`` the item's content vector.
+    """Ids plus content: ``score = b_u + b_i + p_u . (m_i q_i + W c_i + V t_i)``.
 
-    ``m_i`` is 1 for items seen in training, 0 for new ones; during training the id term is also
-    dropped at random (``id_dropout``), so the content path learns to carry an item on its own --
-    the idea of DropoutNet (Volkovs, Yu & Poutanen, NeurIPS 2017). New items are then scored from
-    their content alone.
+    ``c_i`` is the item's fixed content vector (text / picture embeddings, attributes) and ``t_i``
+    the mean of trainable word embeddings over the item's text tokens -- a text encoder learned
+    together with the recommender. ``m_i`` is 1 for items seen in training, 0 for new ones; during
+    training the id term is also dropped at random (``id_dropout``), so the content path learns to
+    carry an item on its own -- the idea of DropoutNet (Volkovs, Yu & Poutanen, NeurIPS 2017). New
+    items are then scored from their content alone.
     """
 
     def __init__(self, n_users: int, n_items: int, content: Any = None, factors: int = 32, id_dropout: float = 0.5,
-                 has_id: Any = None, l2: float = 0.0, seed: int = 0, content_dim: int | None = None, **kwargs: Any) -> None:  # fmt: skip
-        # The config keeps only the content's width: the values are weights, saved with the other weights.
-        content = np.zeros((n_items, content_dim), "float32") if content is None else np.asarray(content, dtype="float32")
+                 has_id: Any = None, l2: float = 0.0, seed: int = 0, content_dim: int | None = None, tokens: Any = None,
+                 vocab_size: int = 0, text_dim: int = 32, sequence_length: int = 0, **kwargs: Any) -> None:  # fmt: skip
+        # The config keeps only the shapes: the content values and token ids are weights, saved with the others.
+        content = np.zeros((n_items, content_dim or 0), "float32") if content is None else np.asarray(content, dtype="float32")
+        tokens = np.zeros((n_items, sequence_length), "int32") if tokens is None else np.asarray(tokens, dtype="int32")
         has_id = np.ones(n_items, "float32") if has_id is None else np.asarray(has_id, dtype="float32")
         super().__init__(n_users=n_users, n_items=n_items, factors=factors, id_dropout=id_dropout, l2=l2, seed=seed,
-                         content_dim=int(content.shape[1]), **kwargs)  # fmt: skip
+                         content_dim=int(content.shape[1]), vocab_size=int(vocab_size), text_dim=int(text_dim),
+                         sequence_length=int(tokens.shape[1]), **kwargs)  # fmt: skip
         self.p = _emb(n_users, factors, l2, seed, "user_factors", 0.1)
         self.q = _emb(n_items, factors, l2, seed + 1, "item_factors", 0.1)
         self.bu = layers.Embedding(n_users, 1, embeddings_initializer="zeros", name="user_bias")
         self.bi = layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias")
-        self.project = layers.Dense(factors, use_bias=False, name="content_projection",
-                                    kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2))  # fmt: skip
-        self.content = self.add_weight(shape=content.shape, initializer=keras.initializers.Constant(content),
-                                       trainable=False, name="content")  # fmt: skip
+        self.has_content = content.shape[1] > 0
+        if self.has_content:
+            self.project = layers.Dense(factors, use_bias=False, name="content_projection",
+                                        kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2))  # fmt: skip
+            self.content = self.add_weight(shape=content.shape, initializer=keras.initializers.Constant(content),
+                                           trainable=False, name="content")  # fmt: skip
+        self.has_text = vocab_size > 0 and tokens.shape[1] > 0
+        if self.has_text:
+            self.words = _emb(vocab_size, text_dim, l2, seed + 4, "word_embeddings", 0.1)
+            self.text_project = layers.Dense(factors, use_bias=False, name="text_projection",
+                                             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 5))  # fmt: skip
+            self.tokens = self.add_weight(shape=tokens.shape, initializer=keras.initializers.Constant(tokens),
+                                          dtype="int32", trainable=False, name="tokens")  # fmt: skip
         self.has_id = self.add_weight(shape=(n_items,), initializer=keras.initializers.Constant(has_id), trainable=False, name="has_id")
         self.id_dropout = float(id_dropout)
         self.seed_gen = keras.random.SeedGenerator(seed + 3)
+
+    def _text_vectors(self, i):
+        ids = ops.take(self.tokens, i, axis=0)  # (batch, length); 0 pads
+        mask = ops.cast(ops.not_equal(ids, 0), self.compute_dtype)[..., None]
+        mean = ops.sum(self.words(ids) * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        return self.text_project(mean)
 
     def item_vectors(self, i, training=None):
         keep = ops.take(self.has_id, i)
         if training and self.id_dropout:
             keep = keep * ops.cast(keras.random.uniform(ops.shape(keep), seed=self.seed_gen) >= self.id_dropout, keep.dtype)
-        return keep[:, None] * self.q(i) + self.project(ops.take(self.content, i, axis=0))
+        v = keep[:, None] * self.q(i)
+        if self.has_content:
+            v = v + self.project(ops.take(self.content, i, axis=0))
+        if self.has_text:
+            v = v + self._text_vectors(i)
+        return v
 
     def call(self, pairs, training=None):
         u, i = pairs[:, 0], pairs[:, 1]
         dot = ops.sum(self.p(u) * self.item_vectors(i, training), axis=-1)
         return dot + ops.squeeze(self.bu(u), -1) + ops.squeeze(self.bi(i), -1)
 
+    def all_item_vectors(self) -> np.ndarray:
+        """Every item's vector as scored at inference: ids where known, plus content and text."""
+        q = _np(self.has_id)[:, None] * _np(self.q.embeddings)
+        if self.has_content:
+            q = q + _np(self.content) @ _np(self.project.kernel)
+        if self.has_text:
+            ids = _np(self.tokens)
+            mask = (ids != 0)[..., None]
+            mean = (_np(self.words.embeddings)[ids] * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+            q = q + mean @ _np(self.text_project.kernel)
+        return q
+
     def full_scores(self, users: np.ndarray) -> np.ndarray:
-        q = _np(self.has_id)[:, None] * _np(self.q.embeddings) + _np(self.content) @ _np(self.project.kernel)
+        q = self.all_item_vectors()
         return _np(self.p.embeddings)[users] @ q.T + _np(self.bu.embeddings)[users] + _np(self.bi.embeddings)[:, 0][None, :]

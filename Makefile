@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_train.py
 	KERAS_BACKEND=jax $(PY) bench/bench_train.py
 	$(PY) bench/bench_rerank.py
+	$(PY) bench/bench_features.py
 
 clean:
 	rm -rf build

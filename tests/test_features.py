@@ -120,3 +120,17 @@ def test_hybrid_learns_word_embeddings_that_carry_new_items(tmp_path):
         HybridRecommender(epochs=1, verbose=False).fit(train, catalog)
     with pytest.raises(DataError, match="no \\(complete\\) text"):
         HybridRecommender(item_texts=texts.iloc[:-1], epochs=1, verbose=False).fit(train, catalog)
+
+
+def test_picture_files_round_trip_and_bad_files_are_named(tmp_path):
+    from recsys_tf.features.image import load_pictures, save_pictures
+
+    pics = render_pictures(_catalog([("Mugs", "red", "classic"), ("Lamps", "blue", "retro")]), size=64)
+    paths = save_pictures(tmp_path, pics, ["a", "b"])
+    assert np.array_equal(load_pictures(paths, size=64), pics)  # PNG is lossless
+    assert load_pictures(paths, size=32).shape == (2, 32, 32, 3)
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    with pytest.raises(DataError, match="bad.png is not a readable picture"):
+        load_pictures([paths[0], tmp_path / "bad.png"])
+    with pytest.raises(DataError, match="do not exist"):
+        load_pictures([tmp_path / "nope.jpg"])

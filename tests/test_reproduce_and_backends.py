@@ -74,7 +74,8 @@ def test_tensorboard_logs_and_mixed_precision(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")
 def test_the_same_model_trains_on_jax_and_loads_on_tensorflow(tmp_path):
-    """Backend-agnostic models: train on JAX (compiled on-device loop), save .keras, load on TensorFlow."""
+    """Backend-agnostic models (MF; the hybrid with content and learned text): train on JAX (compiled
+    on-device loop), save .keras, load on TensorFlow, same recommendations."""
     script = f"""
 import json
 from recsys_tf.data.shop import make_shop
@@ -86,8 +87,15 @@ ev, _ = clean_events(shop.events, shop.catalog)
 split = leave_last_out(to_implicit(ev), 1, 1, min_train=2)
 mf = MatrixFactorization(factors=32, epochs=8, seed=0, verbose=False).fit(split.train, shop.catalog)
 mf.save(r"{tmp_path / 'mf'}")
+from recsys_tf.features import attribute_features, feature_table
+from recsys_tf.models import HybridRecommender
+cat = shop.catalog
+feats = feature_table(cat.item_id, {{"attributes": attribute_features(cat, numeric=[])}})
+hy = HybridRecommender(feats, item_texts=cat.set_index("item_id").text, factors=8, epochs=2, seed=0, verbose=False).fit(split.train, cat)
+hy.save(r"{tmp_path / 'hybrid'}")
+user = int(split.test.user_id.iloc[0])
 print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity().fit(split.train, shop.catalog).evaluate(split.test)["ndcg@10"],
-                  "user": int(split.test.user_id.iloc[0]), "items": mf.recommend(int(split.test.user_id.iloc[0]), 10)[0].tolist()}}))
+                  "user": user, "items": mf.recommend(user, 10)[0].tolist(), "hybrid": hy.recommend(user, 10)[0].tolist()}}))
 """
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
@@ -96,6 +104,7 @@ print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity()
     assert res["mf"] > 2 * res["pop"]
     loaded = Recommender.load(tmp_path / "mf")  # this process runs TensorFlow
     assert loaded.recommend(res["user"], 10)[0].tolist() == res["items"]
+    assert Recommender.load(tmp_path / "hybrid").recommend(res["user"], 10)[0].tolist() == res["hybrid"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")

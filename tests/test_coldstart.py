@@ -141,3 +141,16 @@ def test_cold_start_targets_hold_on_the_small_shop(shop_small):
     assert res["hybrid"]["new items ndcg@10"] >= 2 * res["pop"]["new items ndcg@10"]
     assert res["hybrid"]["new items ndcg@10"] > 0.3  # measured 0.40
     assert res["hybrid"]["warm ndcg@10"] >= 0.95 * res["neumf"]["warm ndcg@10"]  # measured 0.27 vs 0.22
+
+
+def test_co_interaction_rate_counts_shared_users():
+    from recsys_tf.features import co_interaction_rate
+
+    v = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], float)  # neighbours: 0<->1, 2<->3
+    users = np.array([0, 0, 1, 1, 2])
+    items = np.array([0, 1, 2, 0, 3])  # 0 and 1 share user 0; 2 and 3 share nobody
+    res = co_interaction_rate(v, items, users, seed=0)
+    assert res["nearest neighbour"] == pytest.approx(0.5) and res["items"] == 4
+    assert 0 <= res["random item"] <= 1
+    with pytest.raises(DataError, match="fewer than two"):
+        co_interaction_rate(v, np.array([0]), np.array([0]))

@@ -10,12 +10,12 @@ import_keras_quietly()  # before any encoder imports Keras: keeps TensorFlow's s
 
 from recsys_tf.features.cnn import PictureAutoencoder, PictureEncoder, efficientnet_lite0  # noqa: E402
 from recsys_tf.features.image import colour_histogram, image_features, shape_descriptors, texture_descriptors  # noqa: E402
-from recsys_tf.features.maps import embedding_map, export_projector, nearest_neighbours, neighbour_agreement  # noqa: E402
+from recsys_tf.features.maps import co_interaction_rate, embedding_map, export_projector, nearest_neighbours, neighbour_agreement  # noqa: E402
 from recsys_tf.features.table import attribute_features, drop_blocks, feature_table  # noqa: E402
 from recsys_tf.features.text import SentenceEncoder, TextEncoder, TfidfLSA, tfidf_svd  # noqa: E402
 
 __all__ = [
-    "PictureAutoencoder", "PictureEncoder", "SentenceEncoder", "TextEncoder", "TfidfLSA", "attribute_features", "colour_histogram",
+    "PictureAutoencoder", "PictureEncoder", "SentenceEncoder", "TextEncoder", "TfidfLSA", "attribute_features", "co_interaction_rate", "colour_histogram",
     "drop_blocks", "efficientnet_lite0", "embedding_map", "export_projector", "feature_table", "image_features",
     "nearest_neighbours", "neighbour_agreement", "shape_descriptors", "texture_descriptors", "tfidf_svd",
 ]  # fmt: skip

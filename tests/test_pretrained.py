@@ -157,3 +157,11 @@ def test_picture_autoencoder_learns_codes_that_group_alike_pictures():
     other = z[:n] @ z[:n].T
     np.fill_diagonal(other, np.nan)
     assert np.nanmean(twin) > np.nanmean(other) + 0.3
+
+
+def test_keras_applications_weights_are_found_in_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert not PictureEncoder.available("MobileNetV3Small")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5").write_bytes(b"")
+    assert PictureEncoder.available("MobileNetV3Small") and not PictureEncoder.available("ResNet50")

@@ -11,6 +11,7 @@ the last feature map, L2-normalised: pictures of similar things land near each o
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,10 @@ class PictureEncoder:
         """Whether the backbone's weights can be had without the internet."""
         if backbone == "efficientnet_lite0":
             return efficientnet_lite0_weights() is not None
-        return any((Path.home() / ".keras" / "models").glob("*.h5")) if (Path.home() / ".keras" / "models").is_dir() else False
+        # keras.applications caches weights as e.g. resnet50_weights_..._notop.h5, efficientnetb0_notop.h5
+        key = "".join(ch for ch in backbone.lower() if ch.isalnum())
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+        return cache.is_dir() and any(key in "".join(ch for ch in f.name.lower() if ch.isalnum()) for f in cache.glob("*.h5"))
 
     def _build(self) -> None:
         import keras

@@ -61,7 +61,8 @@ def cold_start_split(df: pd.DataFrame, new_item_share: float = 0.1, cold_user_sh
     new_items = np.sort(rng.choice(items, max(1, int(round(new_item_share * len(items)))), replace=False))
     is_new = df[ITEM].isin(new_items).to_numpy()
     warm, new_rows = df[~is_new], df[is_new]
-    # cold users: among users with more than max_events warm interactions, keep the first max_events
+    # cold users: among users with at least max_events + 3 warm interactions (so at least 3 are left to test),
+    # keep the first max_events
     size = warm.groupby(USER)[USER].transform("size").to_numpy()
     eligible = np.unique(warm[USER].to_numpy()[size > max_events + 2])
     cold_users = np.sort(rng.choice(eligible, int(round(cold_user_share * len(eligible))), replace=False))

@@ -152,6 +152,7 @@ def test_picture_autoencoder_learns_codes_that_group_alike_pictures():
     assert z.shape == (len(cat), 8) and ae.history["loss"][-1] < ae.history["loss"][0] / 2
     assert np.allclose(z, PictureAutoencoder(dim=8, epochs=30, batch_size=12, verbose=False).fit(pics).encode(pics), atol=1e-4)
     assert ae.reconstruct(pics[:2]).shape == (2, 32, 32, 3)
+    assert np.allclose(ae.encode(pics[:1]), z[:1], atol=1e-5)  # a picture's code does not depend on its batch
     n = len(rows)
     twin = (z[:n] * z[n:]).sum(axis=1)  # each picture and its identical twin
     other = z[:n] @ z[:n].T

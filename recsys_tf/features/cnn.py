@@ -211,6 +211,7 @@ class PictureAutoencoder:
         self.history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
         self.encoder = keras.Model(inputs, code)
         self._autoencoder = model
+        self.centre_ = self._codes(pictures).mean(axis=0)
         return self
 
     def reconstruct(self, pictures: np.ndarray) -> np.ndarray:
@@ -222,9 +223,11 @@ class PictureAutoencoder:
     def encode(self, pictures: np.ndarray) -> np.ndarray:
         if self.encoder is None:
             raise RuntimeError("call fit(pictures) first.")
-        z = np.asarray(self.encoder.predict(self._scaled(pictures), batch_size=256, verbose=0), dtype=np.float32)
-        z = z - z.mean(axis=0)  # centre: otherwise every code shares one large common direction
+        z = self._codes(pictures) - self.centre_  # centred on the training codes: else all share one large direction
         return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+    def _codes(self, pictures: np.ndarray) -> np.ndarray:
+        return np.asarray(self.encoder.predict(self._scaled(pictures), batch_size=256, verbose=0), dtype=np.float32)
 
 
 def _progress_callback(epochs: int, verbose: bool) -> Any:

@@ -78,6 +78,15 @@ def cold_start_split(df: pd.DataFrame, new_item_share: float = 0.1, cold_user_sh
                           new_items=new_items, cold_users=cold_users, warm_items=np.setdiff1d(items, new_items))  # fmt: skip
 
 
+def _candidate_columns(test: pd.DataFrame, candidates: np.ndarray) -> pd.Series:
+    """Column of each candidate item id; test rows outside the candidates raise (they would count as misses)."""
+    col = pd.Series(np.arange(len(candidates)), index=np.asarray(candidates))
+    outside = ~test[ITEM].isin(col.index)
+    if outside.any():
+        raise DataError(f"{int(outside.sum())} test row(s) have items outside the candidate set, e.g. {test.loc[outside, ITEM].head(3).tolist()}.")
+    return col
+
+
 def evaluate_on_candidates(model, test: pd.DataFrame, candidates: np.ndarray, k: int = 10,
                            exclude_seen: bool = True, per_user: bool = False):  # fmt: skip
     """Top-``k`` metrics when each test user's items are ranked among ``candidates`` (raw item ids) only.
@@ -92,10 +101,7 @@ def evaluate_on_candidates(model, test: pd.DataFrame, candidates: np.ndarray, k:
     cand_codes = model.encoder_.items.transform(np.asarray(candidates), unknown="oov")
     if (cand_codes < 0).any():
         raise DataError(f"{int((cand_codes < 0).sum())} candidate item(s) are unknown to the model; fit it with the full catalog (fit(train, items)).")
-    col = pd.Series(np.arange(len(candidates)), index=np.asarray(candidates))
-    outside = ~test[ITEM].isin(col.index)
-    if outside.any():
-        raise DataError(f"{int(outside.sum())} test row(s) have items outside the candidate set, e.g. {test.loc[outside, ITEM].head(3).tolist()}.")
+    col = _candidate_columns(test, candidates)
     u = model.encoder_.users.transform(test[USER], unknown="oov")
     if (u < 0).any():
         raise DataError(f"{int((u < 0).sum())} test row(s) have users unknown to the model; give them a cold-start route first.")
@@ -128,3 +134,28 @@ def evaluate_cold_start(model, split: ColdStartSplit, k: int = 10) -> dict[str, 
             m = evaluate_on_candidates(model, test, cand, k)
             out[f"{name} ndcg@{k}"], out[f"{name} recall@{k}"] = m[f"ndcg@{k}"], m[f"recall@{k}"]
     return out
+
+
+def evaluate_fold_in(model, history: pd.DataFrame, test: pd.DataFrame, candidates: np.ndarray, k: int = 10) -> dict[str, float]:
+    """Top-``k`` metrics for shoppers the model never trained on: each is known only by the items of
+    ``history`` (user_id, item_id); the model folds them in (``model.fold_in_scores``) and ranks
+    ``candidates`` for them, their history items excluded. ``test``: their held-out items."""
+    validate_interactions(history, "history")
+    validate_interactions(test, "test")
+    users = np.unique(test[USER].to_numpy())
+    hist = history[history[USER].isin(users)]
+    missing = np.setdiff1d(users, hist[USER].unique())
+    if len(missing):
+        raise DataError(f"{len(missing)} test user(s) have no history to fold in, e.g. {missing[:3].tolist()}.")
+    hist = hist.sort_values(USER, kind="stable")
+    bounds = np.searchsorted(hist[USER].to_numpy(), users)
+    histories = np.split(hist[ITEM].to_numpy(), bounds[1:])
+    col = _candidate_columns(test, candidates)
+    scores = model.fold_in_scores(histories)[:, model.encoder_.items.transform(col.index.to_numpy())]
+    seen = hist[hist[ITEM].isin(col.index)]
+    scores[np.searchsorted(users, seen[USER].to_numpy()), col[seen[ITEM].to_numpy()].to_numpy()] = -np.inf
+    rel = Relevance.from_pairs(np.searchsorted(users, test[USER].to_numpy()), col[test[ITEM].to_numpy()].to_numpy(), len(users), len(col))
+    out = ranking_metrics(top_k(scores, k)[0], rel, k=k)
+    out["n_users"] = len(users)
+    return out
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from typing import Any
@@ -58,7 +59,7 @@ def import_keras_quietly():
     TensorFlow 2.21 writes absl lines ("oneDNN custom operations are on", "Could not find cuda
     drivers") before it reads ``TF_CPP_MIN_LOG_LEVEL``, so they land in every notebook. Python
     errors are unaffected (they are raised, not printed, inside the import). Set
-    ``TF_CPP_MIN_LOG_LEVEL=0`` to see everything.
+    ``TF_CPP_MIN_LOG_LEVEL=0`` to see everything (including the retracing notes filtered below).
     """
     import sys
 
@@ -66,6 +67,7 @@ def import_keras_quietly():
         import keras
 
         return keras
+    _drop_retracing_notes()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
@@ -77,3 +79,16 @@ def import_keras_quietly():
         os.close(saved)
         os.close(devnull)
     return keras
+
+
+class _RetracingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _drop_retracing_notes() -> None:
+    # Every recommender's fit builds its own compiled train step; a notebook that fits many small
+    # models makes TensorFlow warn about "retracing", which is expected here and says nothing useful.
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _RetracingFilter) for f in logger.filters):
+        logger.addFilter(_RetracingFilter())

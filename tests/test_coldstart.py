@@ -154,3 +154,18 @@ def test_co_interaction_rate_counts_shared_users():
     assert 0 <= res["random item"] <= 1
     with pytest.raises(DataError, match="fewer than two"):
         co_interaction_rate(v, np.array([0]), np.array([0]))
+
+
+def test_fold_in_evaluation_matches_the_trained_profile_for_content_knn():
+    from recsys_tf.coldstart import evaluate_fold_in
+
+    feats = pd.DataFrame([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0.8, 0.2]], index=[1, 2, 3, 4, 5], dtype=float)
+    train = pd.DataFrame({"user_id": ["a", "a", "b"], "item_id": [1, 5, 3]})
+    model = ContentKNN(feats).fit(train, pd.DataFrame({"item_id": [1, 2, 3, 4, 5]}))
+    assert np.allclose(model.fold_in_scores([[1, 5], [3]]), model._score_codes(np.array([0, 1])))
+    # newcomer "z" clicked item 1: ranking of [2, 3, 4] -> 2 first; the held-out item is 2
+    m = evaluate_fold_in(model, pd.DataFrame({"user_id": ["z"], "item_id": [1]}), pd.DataFrame({"user_id": ["z"], "item_id": [2]}),
+                         np.array([2, 3, 4]), k=2)
+    assert m["ndcg@2"] == 1.0 and m["n_users"] == 1
+    with pytest.raises(DataError, match="no history"):
+        evaluate_fold_in(model, pd.DataFrame({"user_id": ["y"], "item_id": [1]}), pd.DataFrame({"user_id": ["z"], "item_id": [2]}), np.array([2, 3]))

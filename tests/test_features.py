@@ -134,3 +134,28 @@ def test_picture_files_round_trip_and_bad_files_are_named(tmp_path):
         load_pictures([paths[0], tmp_path / "bad.png"])
     with pytest.raises(DataError, match="do not exist"):
         load_pictures([tmp_path / "nope.jpg"])
+
+
+def test_hybrid_folds_in_shoppers_it_never_trained_on():
+    from recsys_tf.models import HybridRecommender
+
+    rng = np.random.default_rng(0)
+    n_items = 40
+    group = np.arange(n_items) % 2
+    feats = pd.DataFrame(np.column_stack([group == 0, group == 1]).astype(float), index=np.arange(n_items))
+    new = np.array([36, 37, 38, 39])
+    users = np.repeat(np.arange(60), 10)
+    items = np.array([rng.choice(np.flatnonzero((group == u % 2) & ~np.isin(np.arange(n_items), new)), 10, replace=False)
+                      for u in range(60)]).ravel()  # fmt: skip
+    model = HybridRecommender(item_features=feats, factors=8, epochs=30, learning_rate=0.01, verbose=False, seed=0)
+    model.fit(pd.DataFrame({"user_id": users, "item_id": items}), pd.DataFrame({"item_id": np.arange(n_items)}))
+    # two newcomers: three group-0 items, and one group-1 item plus a new group-1 item
+    scores = model.fold_in_scores([[0, 2, 4], [1, 37]])
+    assert scores.shape == (2, n_items)
+    assert scores[0, group == 0].mean() > scores[0, group == 1].mean() and scores[1, group == 1].mean() > scores[1, group == 0].mean()
+    ids, vals = model.recommend_for_history([0, 2, 4], k=5)
+    assert (group[ids] == 0).all() and not np.isin(ids, [0, 2, 4]).any() and (np.diff(vals) <= 0).all()
+    with pytest.raises(DataError, match="at least one item"):
+        model.fold_in([[0], []])
+    with pytest.raises(DataError, match="unknown"):
+        model.fold_in([[999]])

@@ -56,6 +56,7 @@ CHECKS = {
     },
     "09_hybrid_cold_start": {
         "new_items_hybrid_over_popularity": _between(0, 10**6), "warm_hybrid_vs_neumf": _between(-1, 10),
+        "cold_users_fold_in_ndcg": _between(0, 1),
         "cold_start_table": lambda v: {"popularity", "hybrid", "NeuMF", "content k-NN"} <= set(v),
         "ablation": lambda v: "all content" in v and "learned text only" in v,
     },

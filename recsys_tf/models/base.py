@@ -120,6 +120,14 @@ class Recommender(ABC):
             out_v.append(v)
         return np.concatenate(out_i), np.concatenate(out_v)
 
+    def _history_codes(self, histories) -> tuple[np.ndarray, np.ndarray]:
+        """Item codes of several shoppers' histories (raw ids), flat, and each history's length."""
+        self._check_fitted()
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        if not len(lengths) or (lengths == 0).any():
+            raise DataError("every history needs at least one item; route shoppers with none to popularity.")
+        return self.encoder_.items.transform(np.concatenate([np.asarray(h) for h in histories])), lengths
+
     def _mask_seen(self, scores: np.ndarray, user_codes: np.ndarray) -> None:
         lo = np.searchsorted(self.seen_, user_codes * self.n_items)
         hi = np.searchsorted(self.seen_, (user_codes + 1) * self.n_items)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,12 @@ class ContentKNN(Recommender):
         if items is None:
             return self.profiles_[users] @ self.content_.T
         return np.einsum("nd,nd->n", self.profiles_[users], self.content_[items])
+
+    def fold_in_scores(self, histories: Sequence[Sequence]) -> np.ndarray:
+        """Scores of every item for shoppers known only by their items (raw ids): the same profile as in training."""
+        flat, lengths = self._history_codes(histories)
+        p = np.add.reduceat(self.content_[flat], np.cumsum(lengths) - lengths, axis=0)
+        return (p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)) @ self.content_.T
 
     def _save_weights(self, folder: Path) -> None:
         np.savez(folder / "content.npz", content=self.content_, profiles=self.profiles_)

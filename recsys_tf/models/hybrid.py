@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,6 +10,7 @@ import pandas as pd
 from recsys_tf.errors import DataError
 from recsys_tf.models.keras_base import KerasRecommender
 from recsys_tf.models.nets import HybridNet
+from recsys_tf.models.nets import _np as keras_np
 
 
 class HybridRecommender(KerasRecommender):
@@ -81,3 +82,37 @@ class HybridRecommender(KerasRecommender):
         """Items x factors: the vectors items are scored with (new items: from content alone)."""
         self._check_fitted()
         return self.net_.all_item_vectors()
+
+    def fold_in(self, histories: Sequence[Sequence], reg: float = 1.0) -> np.ndarray:
+        """Vectors for shoppers the model never trained on, from the few items each touched (raw ids).
+
+        ``p = argmin_p sum_{i in H} (1 - b_i - p . q_i)^2 + reg |p|^2 = (Q'Q + reg I)^-1 Q'(1 - b)`` with
+        ``q_i`` the items' vectors (content alone for new items) -- the fold-in of implicit matrix
+        factorization (Hu, Koren & Volinsky, ICDM 2008), one small ridge regression per shopper, all
+        solved at once. Returns ``len(histories) x factors``; score items with ``vectors @ item_factors.T``.
+        """
+        flat, lengths = self._history_codes(histories)  # unknown ids raise, naming them
+        q, b = self.item_factors, keras_np(self.net_.bi.embeddings)[:, 0]
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        cols = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        idx = np.zeros((len(lengths), lengths.max()), np.int64)
+        mask = np.zeros(idx.shape, bool)
+        idx[rows, cols], mask[rows, cols] = flat, True
+        qh = q[idx] * mask[..., None]  # users x width x factors
+        a = np.einsum("uif,uig->ufg", qh, qh) + reg * np.eye(q.shape[1])[None]
+        rhs = np.einsum("uif,ui->uf", qh, (1.0 - b[idx]) * mask)
+        return np.linalg.solve(a, rhs[..., None])[..., 0]
+
+    def fold_in_scores(self, histories: Sequence[Sequence], reg: float = 1.0) -> np.ndarray:
+        """``len(histories) x n_items`` scores for shoppers known only by their items (see :meth:`fold_in`)."""
+        return self.fold_in(histories, reg) @ self.item_factors.T + keras_np(self.net_.bi.embeddings)[:, 0][None, :]
+
+    def recommend_for_history(self, items: Sequence, k: int = 10, exclude_seen: bool = True, reg: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item ids and scores for a shopper known only by the items they touched (see :meth:`fold_in`)."""
+        from recsys_tf.models.base import top_k
+
+        scores = self.fold_in_scores([items], reg)
+        if exclude_seen:
+            scores[0, self.encoder_.items.transform(np.asarray(items))] = -np.inf
+        idx, vals = top_k(scores, k)
+        return self.item_ids[idx[0]], vals[0]

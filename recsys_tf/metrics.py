@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from recsys_tf.utils import first_occurrence
+from recsys_tf.utils import first_occurrence, unit_rows
 
 
 @dataclass
@@ -200,8 +200,7 @@ def intra_list_diversity(ranked: np.ndarray, item_vectors: np.ndarray) -> float:
     ILD (Ziegler et al., WWW 2005). ``item_vectors``: one row per item code (features or embeddings).
     """
     r = np.asarray(ranked)
-    v = np.asarray(item_vectors, dtype=np.float64)
-    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    v = unit_rows(np.asarray(item_vectors, dtype=np.float64))
     lists = v[np.maximum(r, 0)]  # users x k x d
     sim = np.einsum("ukd,ujd->ukj", lists, lists)
     valid = (r >= 0)[:, :, None] & (r >= 0)[:, None, :]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from recsys_tf.utils import unit_rows
+
 _NEG = -np.inf
 
 
@@ -21,11 +23,6 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
     lo = s.min(axis=1, keepdims=True)
     span = s.max(axis=1, keepdims=True) - lo
     return np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float64)
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
 def _check(candidates: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -55,7 +52,7 @@ def mmr(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k:
     """
     candidates, scores, k = _check(candidates, scores, k)
     rel = _normalise(scores)
-    vec = _unit(item_vectors)[candidates]  # users x C x d
+    vec = unit_rows(np.asarray(item_vectors, dtype=np.float64))[candidates]  # users x C x d
     n_users, c = rel.shape
     rows = np.arange(n_users)
     max_sim = np.zeros((n_users, c))
@@ -89,7 +86,7 @@ def dpp(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k:
     rel = _normalise(scores)
     alpha = theta / (2 * (1 - theta))
     q = np.exp(alpha * (rel - 1.0))  # rel - 1: scale-free, avoids overflow
-    vec = _unit(item_vectors)[candidates]
+    vec = unit_rows(np.asarray(item_vectors, dtype=np.float64))[candidates]
     n_users, c = rel.shape
     rows = np.arange(n_users)
     d2 = q**2  # L_ii (S_ii = 1)

@@ -42,6 +42,12 @@ def progress(iterable: Any = None, **kwargs: Any) -> Any:
     return tqdm(iterable, **kwargs)
 
 
+def unit_rows(x: Any) -> np.ndarray:
+    """``x`` with every vector (last axis) scaled to unit L2 length; zero vectors stay zero."""
+    x = np.asarray(x)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
 def first_occurrence(rows: np.ndarray) -> np.ndarray:
     """Boolean mask, same shape as the 2-D ``rows``: True where a value appears for the first time in its row."""
     order = np.argsort(rows, axis=1, kind="stable")

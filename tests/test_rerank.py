@@ -6,6 +6,7 @@ import pytest
 
 from recsys_tf import rerank
 from recsys_tf.metrics import interest_coverage, miscalibration, serendipity
+from recsys_tf.utils import unit_rows
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_dpp_fast_greedy_matches_brute_force_log_determinant(seed):
     fast = rerank.dpp(np.arange(n)[None], scores, vec, k=k, theta=theta)[0].tolist()  # ids == positions here
     rel = rerank._normalise(scores)[0]
     q = np.exp(theta / (2 * (1 - theta)) * (rel - 1))
-    u = rerank._unit(vec)
+    u = unit_rows(vec)
     kernel = q[:, None] * (u @ u.T) * q[None, :]
     assert fast == _brute_force_dpp(kernel, k)
 

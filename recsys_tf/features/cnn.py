@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from recsys_tf.errors import DataError
-from recsys_tf.utils import progress
+from recsys_tf.utils import progress, unit_rows
 
 # (expand ratio, kernel, stride, output channels, repeats) per stage: EfficientNet-B0's table.
 _LITE0_STAGES = [(1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
@@ -164,8 +164,7 @@ class PictureEncoder:
                 batch = np.concatenate([batch, np.repeat(batch[-1:], self.batch_size - n, axis=0)])
             x = self._preprocess(_resize(batch, self.input_size))
             out.append(np.asarray(self._model.predict_on_batch(x))[:n])
-        z = np.concatenate(out).astype(np.float32)
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return unit_rows(np.concatenate(out).astype(np.float32))
 
 
 class PictureAutoencoder:
@@ -223,8 +222,7 @@ class PictureAutoencoder:
     def encode(self, pictures: np.ndarray) -> np.ndarray:
         if self.encoder is None:
             raise RuntimeError("call fit(pictures) first.")
-        z = self._codes(pictures) - self.centre_  # centred on the training codes: else all share one large direction
-        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return unit_rows(self._codes(pictures) - self.centre_)  # centred on the training codes: else all share one large direction
 
     def _codes(self, pictures: np.ndarray) -> np.ndarray:
         return np.asarray(self.encoder.predict(self._scaled(pictures), batch_size=256, verbose=0), dtype=np.float32)

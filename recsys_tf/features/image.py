@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from recsys_tf.errors import DataError
+from recsys_tf.utils import unit_rows
 
 
 def _check(pictures: np.ndarray) -> np.ndarray:
@@ -91,7 +92,7 @@ def image_features(pictures: np.ndarray, batch_size: int = 512) -> np.ndarray:
     for start in progress(range(0, len(pictures), batch_size), desc="picture features"):
         batch = pictures[start : start + batch_size]
         parts = [colour_histogram(batch), shape_descriptors(batch), texture_descriptors(batch)]
-        blocks.append(np.hstack([b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) for b in parts]))
+        blocks.append(np.hstack([unit_rows(b) for b in parts]))
     return np.vstack(blocks)
 
 

@@ -13,13 +13,14 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.errors import DataError
+from recsys_tf.utils import unit_rows
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim != 2 or not len(v):
         raise DataError(f"vectors must be a non-empty items x d array, got shape {v.shape}.")
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return unit_rows(v)
 
 
 def nearest_neighbours(vectors: np.ndarray, queries: Sequence[int], k: int = 5) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.errors import DataError
+from recsys_tf.utils import unit_rows
 
 
 def attribute_features(catalog: pd.DataFrame, categorical: Sequence[str] = ("category", "brand", "price_tier"),
@@ -42,7 +43,7 @@ def feature_table(item_ids: Sequence, blocks: Mapping[str, np.ndarray], weights:
             raise DataError(f"feature block {name!r} has shape {b.shape}; expected {len(ids)} rows (one per item).")
         if not np.isfinite(b).all():
             raise DataError(f"feature block {name!r} has NaN or infinite values.")
-        b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12) * float(weights.get(name, 1.0))
+        b = unit_rows(b) * float(weights.get(name, 1.0))
         cols.append(b)
         names += [f"{name}_{j}" for j in range(b.shape[1])]
     if not cols:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.errors import DataError
+from recsys_tf.utils import unit_rows
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -54,12 +55,12 @@ class TfidfLSA:
         x = self.vectorizer.fit_transform(texts)
         dim = max(1, min(self.dim, x.shape[1] - 1, len(texts) - 1))
         self.svd = TruncatedSVD(n_components=dim, random_state=self.seed)
-        return _unit_rows(self.svd.fit_transform(x))
+        return unit_rows(self.svd.fit_transform(x))
 
     def transform(self, texts: Sequence[str]) -> np.ndarray:
         if self.svd is None:
             raise RuntimeError("call fit(texts) first.")
-        return _unit_rows(self.svd.transform(self.vectorizer.transform(_check_texts(texts))))
+        return unit_rows(self.svd.transform(self.vectorizer.transform(_check_texts(texts))))
 
     def topics(self, n_topics: int = 6, n_terms: int = 8) -> pd.DataFrame:
         """The ``n_terms`` heaviest terms (by absolute weight) of each of the first SVD directions."""
@@ -70,10 +71,6 @@ class TfidfLSA:
         top = np.argsort(-np.abs(comp), axis=1)[:, :n_terms]
         return pd.DataFrame({f"direction {j + 1}": [("-" if comp[j, t] < 0 else "+") + terms[t] for t in top[j]]
                              for j in range(len(comp))})  # fmt: skip
-
-
-def _unit_rows(z: np.ndarray) -> np.ndarray:
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
 def tfidf_svd(texts: Sequence[str], dim: int = 64, seed: int = 0, min_df: int = 1, ngram_range: tuple[int, int] = (1, 2)) -> np.ndarray:
@@ -127,7 +124,7 @@ class TextEncoder:
         layer = self.layer()
         out = [keras.ops.convert_to_numpy(layer(np.array(texts[s : s + batch_size], dtype=object)))
                for s in range(0, len(texts), batch_size)]  # fmt: skip
-        return _unit_rows(np.concatenate(out))
+        return unit_rows(np.concatenate(out))
 
 
 def _MeanEmbedding(vectorizer, dim: int, seed: int):
@@ -217,4 +214,4 @@ class SentenceEncoder:
             tokens = np.asarray(self._backbone.predict_on_batch(x)["sequence_output"])[:n]
             mask = keras.ops.convert_to_numpy(x["padding_mask"])[:n].astype(np.float32)[..., None]
             out.append((tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0))
-        return _unit_rows(np.concatenate(out).astype(np.float32))
+        return unit_rows(np.concatenate(out).astype(np.float32))

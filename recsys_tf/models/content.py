@@ -10,6 +10,7 @@ import pandas as pd
 
 from recsys_tf.errors import DataError
 from recsys_tf.models.base import Recommender
+from recsys_tf.utils import unit_rows
 
 
 class ContentKNN(Recommender):
@@ -36,11 +37,11 @@ class ContentKNN(Recommender):
         if feats.isna().any(axis=1).any():
             raise DataError(f"{int(feats.isna().any(axis=1).sum())} item(s) have no (complete) content features; give every catalog item a row.")
         c = feats.to_numpy(np.float32)
-        self.content_ = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+        self.content_ = unit_rows(c)
         u, i = train["user_idx"].to_numpy(), train["item_idx"].to_numpy()
         x = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(self.n_users, self.n_items))
         p = np.asarray(x @ self.content_)
-        self.profiles_ = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)
+        self.profiles_ = unit_rows(p)
 
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         if items is None:
@@ -51,7 +52,7 @@ class ContentKNN(Recommender):
         """Scores of every item for shoppers known only by their items (raw ids): the same profile as in training."""
         flat, lengths = self._history_codes(histories)
         p = np.add.reduceat(self.content_[flat], np.cumsum(lengths) - lengths, axis=0)
-        return (p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-12)) @ self.content_.T
+        return unit_rows(p) @ self.content_.T
 
     def _save_weights(self, folder: Path) -> None:
         np.savez(folder / "content.npz", content=self.content_, profiles=self.profiles_)

@@ -18,6 +18,7 @@ import pandas as pd
 from recsys_tf.data.download import fetch
 from recsys_tf.data.readers import read_table
 from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER, Dataset
+from recsys_tf.errors import DataError
 
 Variant = Literal["100k", "1m", "latest-small"]
 GENRES_100K = [
@@ -26,25 +27,41 @@ GENRES_100K = [
     "Thriller", "War", "Western",
 ]  # fmt: skip
 _RATING_COLS = [USER, ITEM, RATING, TIMESTAMP]
+WHOLE_STARS = np.arange(1.0, 6.0)
+HALF_STARS = np.arange(0.5, 5.5, 0.5)
+LATEST_HEADER = ["userId", "movieId", "rating", "timestamp"]
 
 
-def _typed_ratings(df: pd.DataFrame) -> pd.DataFrame:
-    return df.astype({USER: "int64", ITEM: "int64", RATING: "float32", TIMESTAMP: "int64"})
+_ID_COLS = [USER, ITEM, TIMESTAMP]
+
+
+def _typed_ratings(df: pd.DataFrame, path: str | Path, stars: np.ndarray, first_line: int = 1) -> pd.DataFrame:
+    """Ratings as float32, each one of the data set's ``stars`` (a rating of 0 or 7 is a corrupt line)."""
+    df = df.astype({USER: "int64", ITEM: "int64", RATING: "float32", TIMESTAMP: "int64"})
+    bad = ~np.isin(df[RATING].to_numpy(), stars)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise DataError(f"{path}: line(s) {', '.join(str(r + first_line) for r in rows[:5])} have rating "
+                        f"{df[RATING].iloc[rows[0]]:g}, not one of {stars.tolist()}.")  # fmt: skip
+    return df
 
 
 def read_ml100k_ratings(path: str | Path) -> pd.DataFrame:
-    """``u.data`` / ``u1.base`` ...: ``user \\t item \\t rating \\t timestamp``."""
-    return _typed_ratings(read_table(path, "\t", _RATING_COLS, numeric=_RATING_COLS))
+    """``u.data`` / ``u1.base`` ...: ``user \\t item \\t rating \\t timestamp``, ratings 1-5."""
+    df = read_table(path, "\t", _RATING_COLS, numeric=_RATING_COLS, integer=_ID_COLS)
+    return _typed_ratings(df, path, WHOLE_STARS)
 
 
 def read_ml1m_ratings(path: str | Path) -> pd.DataFrame:
-    """``ratings.dat`` of ML-1M: ``UserID::MovieID::Rating::Timestamp``."""
-    return _typed_ratings(read_table(path, "::", _RATING_COLS, numeric=_RATING_COLS))
+    """``ratings.dat`` of ML-1M: ``UserID::MovieID::Rating::Timestamp``, ratings 1-5."""
+    df = read_table(path, "::", _RATING_COLS, numeric=_RATING_COLS, integer=_ID_COLS)
+    return _typed_ratings(df, path, WHOLE_STARS)
 
 
 def read_ml_latest_ratings(path: str | Path) -> pd.DataFrame:
-    """``ratings.csv`` of ml-latest(-small): header ``userId,movieId,rating,timestamp``."""
-    return _typed_ratings(read_table(path, ",", _RATING_COLS, numeric=_RATING_COLS, header=True))
+    """``ratings.csv`` of ml-latest(-small): header ``userId,movieId,rating,timestamp``, ratings 0.5-5."""
+    df = read_table(path, ",", _RATING_COLS, numeric=_RATING_COLS, integer=_ID_COLS, header=LATEST_HEADER)
+    return _typed_ratings(df, path, HALF_STARS, first_line=2)
 
 
 def _split_genres(genres: pd.Series) -> pd.Series:
@@ -55,7 +72,7 @@ def _load_100k() -> Dataset:
     ratings = read_ml100k_ratings(fetch("movielens-100k", "u.data"))
     cols = [ITEM, "title", "release_date", "video_release_date", "imdb_url", *GENRES_100K]
     raw = read_table(fetch("movielens-100k", "u.item"), "|", cols, numeric=[ITEM, *GENRES_100K],
-                     required=[ITEM, "title"], encoding="latin-1")  # fmt: skip
+                     integer=[ITEM], required=[ITEM, "title"], encoding="latin-1")  # fmt: skip
     flags = raw[GENRES_100K].to_numpy(dtype=bool)
     names = np.array(GENRES_100K, dtype=object)
     items = pd.DataFrame({
@@ -65,7 +82,7 @@ def _load_100k() -> Dataset:
         "release_date": pd.to_datetime(raw["release_date"], format="%d-%b-%Y", errors="coerce"),
     })  # fmt: skip
     users = read_table(fetch("movielens-100k", "u.user"), "|", [USER, "age", "gender", "occupation", "zip"],
-                       numeric=[USER, "age"])  # fmt: skip
+                       numeric=[USER, "age"], integer=[USER, "age"])  # fmt: skip
     users = users.astype({USER: "int64", "age": "int64"})
     return Dataset("movielens-100k", ratings, items, users)
 
@@ -73,11 +90,11 @@ def _load_100k() -> Dataset:
 def _load_1m() -> Dataset:
     ratings = read_ml1m_ratings(fetch("movielens-1m", "ratings.dat"))
     items = read_table(fetch("movielens-1m", "movies.dat"), "::", [ITEM, "title", "genres"], numeric=[ITEM],
-                       encoding="latin-1")  # fmt: skip
+                       integer=[ITEM], encoding="latin-1")  # fmt: skip
     items = pd.DataFrame({ITEM: items[ITEM].astype("int64"), "title": items["title"],
                           "categories": _split_genres(items["genres"])})  # fmt: skip
     users = read_table(fetch("movielens-1m", "users.dat"), "::", [USER, "gender", "age", "occupation", "zip"],
-                       numeric=[USER, "age", "occupation"])  # fmt: skip
+                       numeric=[USER, "age", "occupation"], integer=[USER, "age", "occupation"])  # fmt: skip
     users = users.astype({USER: "int64", "age": "int64", "occupation": "int64"})
     return Dataset("movielens-1m", ratings, items, users)
 
@@ -85,9 +102,10 @@ def _load_1m() -> Dataset:
 def _load_latest_small() -> Dataset:
     ratings = read_ml_latest_ratings(fetch("movielens-latest-small", "ratings.csv"))
     movies = read_table(fetch("movielens-latest-small", "movies.csv"), ",", [ITEM, "title", "genres"],
-                        numeric=[ITEM], header=True)  # fmt: skip
+                        numeric=[ITEM], integer=[ITEM], header=["movieId", "title", "genres"])  # fmt: skip
     tags = read_table(fetch("movielens-latest-small", "tags.csv"), ",", [USER, ITEM, "tag", TIMESTAMP],
-                      numeric=[USER, ITEM, TIMESTAMP], header=True)  # fmt: skip
+                      numeric=[USER, ITEM, TIMESTAMP], integer=[USER, ITEM, TIMESTAMP],
+                      header=["userId", "movieId", "tag", "timestamp"])  # fmt: skip
     tag_text = tags.astype({ITEM: "int64"}).groupby(ITEM)["tag"].agg(lambda t: ", ".join(sorted(set(t))))
     items = pd.DataFrame({ITEM: movies[ITEM].astype("int64"), "title": movies["title"],
                           "categories": _split_genres(movies["genres"])})  # fmt: skip

@@ -44,7 +44,7 @@ class NCFData:
 def read_ncf_ratings(path: str | Path) -> pd.DataFrame:
     """``*.train.rating`` / ``*.test.rating``: ``user \\t item \\t rating \\t timestamp``, 0-based ids."""
     cols = [USER, ITEM, RATING, TIMESTAMP]
-    return read_table(path, "\t", cols, numeric=cols).astype(
+    return read_table(path, "\t", cols, numeric=cols, integer=[USER, ITEM, TIMESTAMP]).astype(
         {USER: "int64", ITEM: "int64", RATING: "float32", TIMESTAMP: "int64"}
     )
 
@@ -55,9 +55,14 @@ def read_ncf_negatives(path: str | Path, test: pd.DataFrame | None = None, n_neg
     When ``test`` is given, each line's ``(user,item)`` must match the same row of ``test``.
     """
     path = Path(path)
-    text = path.read_text().replace("(", "").replace(")", "").replace(",", "\t")
     try:
-        arr = pd.read_csv(io.StringIO(text), sep="\t", header=None, dtype="float64").to_numpy()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc}); is the file corrupt or binary? "
+                        f"Expected '(user,item)' then {n_negatives} item ids per line.") from exc  # fmt: skip
+    text = text.replace("(", "").replace(")", "").replace(",", "\t")
+    try:
+        arr = pd.read_csv(io.StringIO(text), sep="\t", header=None, dtype="float64", skip_blank_lines=False).to_numpy()
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{path}: malformed line ({exc}); expected '(user,item)' then {n_negatives} item ids.") from exc
     if arr.shape[1] != n_negatives + 2 or np.isnan(arr).any():
@@ -66,6 +71,10 @@ def read_ncf_negatives(path: str | Path, test: pd.DataFrame | None = None, n_neg
             f"{path}: expected '(user,item)' then {n_negatives} tab-separated item ids per line; "
             f"found {arr.shape[1] - 2} columns" + (f", short or non-numeric line(s) {list(bad)}" if len(bad) else "") + "."
         )
+    whole = (arr == np.round(arr)) & (np.abs(arr) < 2.0**63)
+    if not whole.all():
+        bad = np.flatnonzero(~whole.all(axis=1))[:5] + 1
+        raise DataError(f"{path}: line(s) {list(bad)} hold ids that are not whole numbers within int64.")
     arr = arr.astype(np.int64)
     if test is not None:
         if len(test) != len(arr):

@@ -97,12 +97,98 @@ def validate_interactions(
                 f"{what} has {n_nan:,} row(s) with a missing {col} (NaN/None). "
                 f"Drop or repair them first, e.g. with recsys_tf.data.cleaning.drop_missing()."
             )
-    for col in [c for c in (value, TIMESTAMP if require_timestamp else None) if c]:
-        vals = pd.to_numeric(df[col], errors="coerce")
-        bad = int((~np.isfinite(vals.to_numpy(dtype="float64"))).sum())
-        if bad:
-            raise DataError(f"{what} has {bad:,} row(s) whose {col} is missing or not a finite number.")
+        check_ids(df, col, what)
+    if value:
+        numeric_values(df, value, what)
+    if require_timestamp:
+        time_values(df, what)
     return df
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def check_ids(df: pd.DataFrame, col: str, what: str = "interactions") -> None:
+    """Ids are whole numbers that fit in int64, or strings; anything a cast would silently change is refused.
+
+    Float ids such as 1.7 and 1.2 would both become user 1 (two shoppers merged); uint64 ids above
+    2**63 - 1 would wrap to negative numbers; 1e30 would become INT64_MIN.
+    """
+    raw = df[col]
+    if pd.api.types.is_float_dtype(raw.dtype):
+        vals = raw.to_numpy(dtype="float64", na_value=np.nan)
+        bad = np.isfinite(vals) & ((vals != np.round(vals)) | (np.abs(vals) >= 2.0**63))
+        bad |= np.isinf(vals)
+        if bad.any():
+            raise DataError(
+                f"{what}: column {col!r} holds {int(bad.sum()):,} id(s) that are not whole numbers within int64 "
+                f"({_examples(df, bad, col)}); casting would merge or corrupt ids. Map them to integers or "
+                f"strings explicitly (e.g. df[{col!r}] = df[{col!r}].astype(str))."
+            )
+    elif pd.api.types.is_unsigned_integer_dtype(raw.dtype):
+        bad = raw.to_numpy() > _INT64_MAX
+        if bad.any():
+            raise DataError(
+                f"{what}: column {col!r} holds {int(bad.sum()):,} id(s) above 2**63 - 1 ({_examples(df, bad, col)}), "
+                f"which would wrap negative as int64. Convert them to strings: df[{col!r}] = df[{col!r}].astype(str)."
+            )
+    elif raw.dtype == object:
+        kinds = set(map(type, raw.dropna().head(100_000)))
+        mixed = len({"str" if issubclass(k, str) else "number" for k in kinds}) > 1
+        if mixed:
+            raise DataError(
+                f"{what}: column {col!r} mixes strings and numbers (e.g. 1 and '1' would be two ids). "
+                f"Use one type: df[{col!r}] = df[{col!r}].astype(str)."
+            )
+
+
+def time_values(df: pd.DataFrame, what: str = "interactions") -> np.ndarray:
+    """The ``timestamp`` column as numbers that sort in time order (datetimes as nanoseconds).
+
+    Numbers stored as text ("9", "10") are compared as numbers, never as text; anything that is
+    neither a number nor a datetime is refused.
+    """
+    raw = df[TIMESTAMP]
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        if raw.isna().any():
+            raise DataError(f"{what}: column 'timestamp' has {int(raw.isna().sum()):,} missing time(s).")
+        return raw.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    if pd.api.types.is_integer_dtype(raw.dtype) and not raw.isna().any():
+        return raw.to_numpy(dtype=np.int64)  # exact: float64 would round nanosecond stamps
+    return numeric_values(df, TIMESTAMP, what)
+
+
+def _examples(df: pd.DataFrame, mask: np.ndarray, col: str, limit: int = 3) -> str:
+    rows = df.loc[mask, col].head(limit)
+    return ", ".join(f"row {idx!r}: {val!r}" for idx, val in rows.items())
+
+
+def numeric_values(df: pd.DataFrame, col: str, what: str = "interactions", allow_nan: bool = False) -> np.ndarray:
+    """``df[col]`` as float64, or a :class:`DataError` naming the column, the count and example rows.
+
+    Strings that are not numbers (``rating='five'``) and NaN / inf values are refused; with
+    ``allow_nan`` missing values pass (infinities and non-numbers still do not).
+    """
+    raw = df[col]
+    if raw.dtype == bool or pd.api.types.is_numeric_dtype(raw.dtype):
+        vals = raw.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        coerced = pd.to_numeric(raw, errors="coerce")
+        words = (coerced.isna() & raw.notna()).to_numpy()
+        if words.any():
+            raise DataError(
+                f"{what}: column {col!r} must hold numbers, but {int(words.sum()):,} row(s) do not "
+                f"({_examples(df, words, col)}). Convert them first, e.g. with a mapping to numbers."
+            )
+        vals = coerced.to_numpy(dtype="float64", na_value=np.nan)
+    bad = np.isinf(vals) if allow_nan else ~np.isfinite(vals)
+    if bad.any():
+        kind = "infinite" if allow_nan else "missing (NaN) or infinite"
+        raise DataError(
+            f"{what}: column {col!r} has {int(bad.sum()):,} {kind} value(s) ({_examples(df, bad, col)}). "
+            f"A model trained on them learns NaN; drop or repair those rows first."
+        )
+    return vals
 
 
 def empty_frame(columns: list[str]) -> pd.DataFrame:

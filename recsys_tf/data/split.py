@@ -7,12 +7,14 @@ data: a random split lets the model train on events that happen after the test e
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from recsys_tf.data.schema import TIMESTAMP, USER, validate_interactions
+from recsys_tf.data.schema import TIMESTAMP, USER, time_values, validate_interactions
+from recsys_tf.errors import DataError
 
 
 @dataclass
@@ -58,10 +60,19 @@ def temporal_split(df: pd.DataFrame, test_size: float = 0.2, val_size: float = 0
     """
     validate_interactions(df, require_timestamp=True)
     _check_fractions(test_size, val_size)
-    ts = df[TIMESTAMP].to_numpy()
+    ts = time_values(df)
     t_test = np.quantile(ts, 1 - test_size, method="higher") if test_size else np.inf
     t_val = np.quantile(ts, 1 - test_size - val_size, method="higher") if val_size else t_test
     train, val, test = df[ts < t_val], df[(ts >= t_val) & (ts < t_test)], df[ts >= t_test]
+    if not len(train):
+        raise DataError(
+            f"temporal_split left no training rows: {int((ts == ts.min()).sum()):,} of {len(ts):,} events share the "
+            f"earliest time, and ties at a cut stay together. Use leave_last_out or random_split, or fix the timestamps."
+        )
+    for name, part, size in (("validation", val, val_size), ("test", test, test_size)):
+        if size and not len(part):
+            warnings.warn(f"temporal_split: the {name} part is empty (ties at the cut moved its events to "
+                          f"the next part).", stacklevel=2)  # fmt: skip
     return Split(*(p.reset_index(drop=True) for p in (train, val, test)), strategy="temporal")
 
 
@@ -73,7 +84,7 @@ def leave_last_out(df: pd.DataFrame, n_test: int = 1, n_val: int = 1, min_train:
     counts them. Ties in time keep the input order (stable sort).
     """
     validate_interactions(df, require_timestamp=True)
-    order = np.lexsort((np.arange(len(df)), df[TIMESTAMP].to_numpy(), df[USER].to_numpy()))
+    order = np.lexsort((np.arange(len(df)), time_values(df), pd.factorize(df[USER], sort=True)[0]))
     d = df.iloc[order]
     users = d[USER].to_numpy()
     size = d.groupby(USER, sort=False)[USER].transform("size").to_numpy()

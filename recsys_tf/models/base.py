@@ -8,6 +8,7 @@ selection in user batches, evaluation and persistence.
 from __future__ import annotations
 
 import json
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 
 from recsys_tf.data.encoding import InteractionEncoder
 from recsys_tf.data.sampling import pair_keys
-from recsys_tf.data.schema import ITEM, USER, validate_interactions
+from recsys_tf.data.schema import ITEM, LABEL, RATING, USER, numeric_values, validate_interactions
 from recsys_tf.errors import DataError
 from recsys_tf.metrics import Relevance, ranking_metrics
 
@@ -36,6 +37,7 @@ class Recommender(ABC):
     """Base class. ``fit(train)`` takes an interactions frame in the kit's schema."""
 
     name = "recommender"
+    feedback = "implicit"  # every row is a positive; explicit models regress the rating column
 
     def __init__(self) -> None:
         self.encoder_: InteractionEncoder | None = None
@@ -49,11 +51,35 @@ class Recommender(ABC):
         (scored from whatever the model knows: popularity 0, content features...).
         """
         validate_interactions(train, "train")
+        self._check_values(train)
         self.encoder_ = InteractionEncoder().fit(train, items)
         codes = self.encoder_.transform(train)
         self.seen_ = pair_keys(codes["user_idx"].to_numpy(), codes["item_idx"].to_numpy(), self.n_items)
         self._fit(codes, **kwargs)
         return self
+
+    def _check_values(self, train: pd.DataFrame) -> None:
+        """Refuse values a model would silently mislearn from; say what implicit training does with the rest.
+
+        Explicit feedback: ``rating`` must be numeric and finite. Implicit feedback uses every row as a
+        positive, whatever its ``rating`` or ``label``: rows marked negative (label <= 0, rating < 0)
+        would be learnt as liked, so they trigger a warning that names the filter to apply.
+        """
+        if self.feedback == "explicit":
+            if RATING not in train:
+                raise DataError(f"{type(self).__name__} with explicit feedback needs a 'rating' column in train; "
+                                f"it has {list(train.columns)}.")  # fmt: skip
+            numeric_values(train, RATING, "train")
+            return
+        for col, negative in ((LABEL, lambda v: v <= 0), (RATING, lambda v: v < 0)):
+            if col in train:
+                vals = numeric_values(train, col, "train", allow_nan=True)
+                n_neg = int(np.sum(negative(vals[~np.isnan(vals)])))
+                if n_neg:
+                    warnings.warn(
+                        f"{type(self).__name__} learns from implicit feedback: every training row is a positive. "
+                        f"{n_neg:,} row(s) have {col} {'<= 0' if col == LABEL else '< 0'} and are counted as positives too; "
+                        f"drop them first (train[train.{col} > 0]) if they mean 'not liked'.", stacklevel=3)  # fmt: skip
 
     @abstractmethod
     def _fit(self, train: pd.DataFrame, **kwargs: Any) -> None:
@@ -127,6 +153,30 @@ class Recommender(ABC):
         if not len(lengths) or (lengths == 0).any():
             raise DataError("every history needs at least one item; route shoppers with none to popularity.")
         return self.encoder_.items.transform(np.concatenate([np.asarray(h) for h in histories])), lengths
+
+    def _per_item(self, values: pd.DataFrame | pd.Series, what: str):
+        """``values`` (indexed by item id) in code order: a float32 matrix for a frame, the series otherwise.
+
+        Every known item needs a complete row, and numbers must be finite: one inf feature would
+        turn every score it touches into NaN.
+        """
+        got = values.reindex(self.item_ids)
+        missing = got.isna().any(axis=1) if got.ndim == 2 else got.isna()
+        if missing.any():
+            raise DataError(f"{int(missing.sum())} item(s) have no (complete) {what}, e.g. "
+                            f"{self.item_ids[missing.to_numpy()][:5].tolist()}; give every catalog item a row.")  # fmt: skip
+        if got.ndim == 1:
+            return got
+        try:
+            matrix = got.to_numpy(np.float32)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"{what} must be numbers; columns {list(got.columns[got.dtypes == object])[:5]} are not ({exc}).") from exc
+        bad = ~np.isfinite(matrix)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            raise DataError(f"{what}: {int(bad.sum()):,} infinite or too large value(s) in {len(rows):,} item(s), e.g. "
+                            f"{self.item_ids[rows][:5].tolist()}, column(s) {list(got.columns[bad.any(axis=0)])[:5]}.")  # fmt: skip
+        return matrix
 
     def _mask_seen(self, scores: np.ndarray, user_codes: np.ndarray) -> None:
         lo = np.searchsorted(self.seen_, user_codes * self.n_items)

@@ -33,10 +33,7 @@ class ContentKNN(Recommender):
 
         if self.item_features is None:
             raise DataError("ContentKNN needs item_features: a frame indexed by item_id with numeric columns.")
-        feats = self.item_features.reindex(self.item_ids)
-        if feats.isna().any(axis=1).any():
-            raise DataError(f"{int(feats.isna().any(axis=1).sum())} item(s) have no (complete) content features; give every catalog item a row.")
-        c = feats.to_numpy(np.float32)
+        c = self._per_item(self.item_features, "content features")
         self.content_ = unit_rows(c)
         u, i = train["user_idx"].to_numpy(), train["item_idx"].to_numpy()
         x = sp.csr_matrix((np.ones(len(u), np.float32), (u, i)), shape=(self.n_users, self.n_items))

@@ -42,21 +42,13 @@ class HybridRecommender(KerasRecommender):
         self._content = self._has_id = self._tokens = None
         self._vocab_size = 0
 
-    def _per_item(self, values, what: str):
-        got = values.reindex(self.item_ids)
-        missing = got.isna().any(axis=1) if got.ndim == 2 else got.isna()
-        if missing.any():
-            raise DataError(f"{int(missing.sum())} item(s) have no (complete) {what}, e.g. "
-                            f"{self.item_ids[missing.to_numpy()][:5].tolist()}; give every catalog item a row.")  # fmt: skip
-        return got
-
     def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, init_net=None) -> None:
         if self.item_features is None and self.item_texts is None:
             raise DataError("HybridRecommender needs item_features (a frame indexed by item_id) and/or item_texts (a series of strings).")
         self._has_id = np.zeros(self.n_items, np.float32)
         self._has_id[np.unique(train["item_idx"].to_numpy())] = 1.0
         if self.item_features is not None:
-            self._content = self._per_item(self.item_features, "content features").to_numpy(np.float32)
+            self._content = self._per_item(self.item_features, "content features")
         if self.item_texts is not None:
             from recsys_tf.features.text import TextEncoder
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.data.sampling import sample_negatives
+from recsys_tf.data.schema import RATING
 from recsys_tf.errors import DataError
 from recsys_tf.models.base import Recommender
 from recsys_tf.utils import progress
@@ -40,6 +41,8 @@ class KerasRecommender(Recommender):
     fast : on the JAX backend, train each epoch in one compiled loop with the data on the device
         (:mod:`recsys_tf.models.fast_loop`) instead of Keras ``fit``; default: yes on JAX. The last
         partial batch of an epoch is dropped (the samples are reshuffled every epoch).
+    rating_scale : ``(low, high)`` of explicit ratings (1-5 stars: ``(1, 5)``); when given, ``fit``
+        refuses ratings outside it instead of learning from them.
     epoch_callback : ``f(model) -> dict`` called after every epoch; its numbers go into ``history_``
         (the reproduction scripts log test metrics per epoch this way, to report the paper's
         "best epoch on test" beside the epoch chosen on validation).
@@ -47,12 +50,13 @@ class KerasRecommender(Recommender):
 
     net_class: type | None = None
     _param_names: tuple[str, ...] = ("feedback", "loss", "n_neg", "epochs", "batch_size", "learning_rate", "l2",
-                                     "seed", "patience", "mixed_precision")  # fmt: skip
+                                     "seed", "patience", "mixed_precision", "rating_scale")  # fmt: skip
 
     def __init__(self, feedback: Feedback = "implicit", loss: Literal["mse", "bce"] = "mse", n_neg: int = 4,
                  epochs: int = 10, batch_size: int = 1024, learning_rate: float = 0.005, l2: float = 1e-5, seed: int = 0,
                  patience: int | None = None, mixed_precision: bool = False, tensorboard_dir: str | None = None,
-                 epoch_callback=None, fast: bool | None = None, verbose: bool = True) -> None:  # fmt: skip
+                 epoch_callback=None, fast: bool | None = None, verbose: bool = True,
+                 rating_scale: tuple[float, float] | None = None) -> None:  # fmt: skip
         super().__init__()
         if feedback not in ("explicit", "implicit"):
             raise ValueError(f"feedback must be 'explicit' or 'implicit', got {feedback!r}.")
@@ -62,6 +66,7 @@ class KerasRecommender(Recommender):
         self.batch_size, self.learning_rate, self.l2, self.seed = batch_size, learning_rate, l2, seed
         self.patience, self.mixed_precision, self.tensorboard_dir, self.verbose = patience, mixed_precision, tensorboard_dir, verbose
         self.epoch_callback, self.fast = epoch_callback, fast
+        self.rating_scale = None if rating_scale is None else (float(rating_scale[0]), float(rating_scale[1]))
         self.history_: list[dict[str, float]] = []
         self.best_epoch_: int | None = None
         self.net_ = None
@@ -91,6 +96,16 @@ class KerasRecommender(Recommender):
             return net.build_now()
         finally:
             keras.config.set_dtype_policy(policy)
+
+    def _check_values(self, train: pd.DataFrame) -> None:
+        super()._check_values(train)
+        if self.feedback == "explicit" and self.rating_scale is not None:
+            low, high = self.rating_scale
+            r = train[RATING].to_numpy(np.float64)
+            out = (r < low) | (r > high)
+            if out.any():
+                raise DataError(f"train: {int(out.sum()):,} rating(s) outside the scale {low:g}..{high:g}, e.g. "
+                                f"{r[out][:3].tolist()}; fix them or clean them with invalidate_ratings().")  # fmt: skip
 
     # --- training -----------------------------------------------------------------------------
     def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, init_net=None) -> None:

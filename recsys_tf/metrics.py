@@ -12,6 +12,7 @@ References: Järvelin & Kekäläinen (2002) for NDCG; Manning, Raghavan & Schüt
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from recsys_tf.utils import first_occurrence, unit_rows
@@ -60,7 +61,11 @@ def _pad(ranked: np.ndarray, k: int) -> np.ndarray:
     return ranked[:, :k]
 
 
-def _per_user(ranked: np.ndarray, rel: Relevance, k: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+MapDenominator = Literal["min", "trec"]
+
+
+def _per_user(ranked: np.ndarray, rel: Relevance, k: int, map_denominator: MapDenominator = "min"
+              ) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
     """Per-user precision, recall, hit rate, NDCG, AP and reciprocal rank at ``k`` (NaN-free where |R_u| > 0)."""
     hits = rel.hits(ranked).astype(np.float64)
     n_rel = rel.counts.astype(np.float64)
@@ -73,12 +78,13 @@ def _per_user(ranked: np.ndarray, rel: Relevance, k: int) -> tuple[dict[str, np.
     return {
         "precision": n_hits / k, "recall": n_hits / safe, "hit_rate": (n_hits > 0).astype(float),
         "ndcg": (hits * discount).sum(axis=1) / ideal,
-        "map": (hits * np.cumsum(hits, axis=1) / ranks).sum(axis=1) / np.minimum(safe, k),
+        "map": (hits * np.cumsum(hits, axis=1) / ranks).sum(axis=1) / (np.minimum(safe, k) if map_denominator == "min" else safe),
         "mrr": 1.0 / first,
     }, n_rel  # fmt: skip
 
 
-def ranking_metrics(ranked: np.ndarray, relevant, k: int | None = None, n_items: int | None = None) -> dict[str, float]:
+def ranking_metrics(ranked: np.ndarray, relevant, k: int | None = None, n_items: int | None = None,
+                    map_denominator: MapDenominator = "min") -> dict[str, float]:  # fmt: skip
     """Precision, recall, F1, hit rate, NDCG, MAP and MRR at ``k``, averaged over users.
 
     With ``hit_r`` = 1 if the item at rank ``r`` (1-based) is relevant and ``R_u`` the user's
@@ -88,13 +94,18 @@ def ranking_metrics(ranked: np.ndarray, relevant, k: int | None = None, n_items:
       means (as reported by most papers);
     * hit rate@k = 1 if any hit_r;  MRR@k = 1 / (rank of the first hit);
     * NDCG@k = (sum_r hit_r / log2(r + 1)) / (sum_{r <= min(k, |R_u|)} 1 / log2(r + 1));
-    * AP@k = sum_r hit_r * precision@r / min(k, |R_u|);  MAP = mean AP.
+    * AP@k = sum_r hit_r * precision@r / min(k, |R_u|);  MAP = mean AP. Two conventions exist for the
+      denominator: ``map_denominator="min"`` (default; min(k, |R_u|), so a perfect top-k scores 1 --
+      RecBole, Microsoft Recommenders) and ``"trec"`` (|R_u|, as trec_eval's ``map_cut_k``; relevant items
+      beyond rank k count as misses).
 
     ``k`` longer than the lists is allowed: missing ranks count as misses.
     """
     k = np.shape(ranked)[1] if k is None else k
     ranked = _pad(ranked, k)
-    per_user, n_rel = _per_user(ranked, _as_relevance(relevant, ranked.shape[0], n_items), k)
+    if map_denominator not in ("min", "trec"):
+        raise ValueError(f"map_denominator must be 'min' or 'trec', got {map_denominator!r}.")
+    per_user, n_rel = _per_user(ranked, _as_relevance(relevant, ranked.shape[0], n_items), k, map_denominator)
     keep = n_rel > 0
     means = {f"{name}@{k}": float(v[keep].mean()) if keep.any() else float("nan") for name, v in per_user.items()}
     p, r = means[f"precision@{k}"], means[f"recall@{k}"]
@@ -135,6 +146,18 @@ def _distinct_negatives(candidates: np.ndarray) -> np.ndarray:
     return (c[:, 1:] != c[:, :1]) & first_occurrence(c[:, 1:])
 
 
+def _sampled_parts(scores: np.ndarray, candidates: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per user: negatives strictly above the positive, tied with it, the distinct negatives, and NaN positives."""
+    scores = np.asarray(scores, dtype=np.float64)
+    counted = _distinct_negatives(candidates) if candidates is not None else np.ones(scores[:, 1:].shape, bool)
+    pos, neg = scores[:, :1], scores[:, 1:]
+    # NaN ranks last: a NaN positive is below every negative, a NaN negative below the positive
+    pos_nan = np.isnan(pos[:, 0])
+    above = ((neg > pos) | (pos_nan[:, None] & ~np.isnan(neg))) & counted
+    tied = ((neg == pos) | (pos_nan[:, None] & np.isnan(neg))) & counted
+    return above.sum(axis=1), tied.sum(axis=1), counted.sum(axis=1), pos_nan
+
+
 def sampled_ranks(scores: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
     """1-based rank of the held-out item (column 0) among its candidates, per user.
 
@@ -143,13 +166,11 @@ def sampled_ranks(scores: np.ndarray, candidates: np.ndarray | None = None) -> n
     ML-1M negatives file 156 users have their test item among their own negatives, and NCF's
     ``evaluate.py`` counts it once because it keeps scores in a dict. Ties are pessimistic
     (a negative scoring equal to the positive ranks above it), as ``heapq.nlargest`` does in NCF
-    with the test item inserted last.
+    with the test item inserted last. A NaN score ranks last: a diverged model whose scores are
+    all NaN gets the worst rank, never the best.
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    above = scores[:, 1:] >= scores[:, :1]
-    if candidates is not None:
-        above &= _distinct_negatives(candidates)
-    return 1 + above.sum(axis=1)
+    above, tied, _, _ = _sampled_parts(scores, candidates)
+    return 1 + above + tied
 
 
 def sampled_metrics(scores: np.ndarray, candidates: np.ndarray | None = None, k: int = 10) -> dict[str, float]:
@@ -157,17 +178,23 @@ def sampled_metrics(scores: np.ndarray, candidates: np.ndarray | None = None, k:
 
     With ``rank`` from :func:`sampled_ranks` and ``n`` distinct negatives:
     HR@k = [rank <= k]; NDCG@k = [rank <= k] / log2(rank + 1); MRR = 1 / rank;
-    AUC = (negatives ranked below the positive) / n = (n - (rank - 1)) / n.
+    AUC = (negatives below the positive + 0.5 * negatives tied with it) / n -- ties get half
+    credit, as in scikit-learn's ``roc_auc_score`` (the rank metrics keep NCF's pessimistic ties).
+    ``n_nan_positives`` counts users whose held-out item scored NaN (ranked last).
     """
-    rank = sampled_ranks(scores, candidates)
-    n_neg = np.asarray(scores).shape[1] - 1
-    if candidates is not None:
-        n_neg = _distinct_negatives(candidates).sum(axis=1)
+    above, tied, n_neg, pos_nan = _sampled_parts(scores, candidates)
+    rank = 1 + above + tied
     hit = rank <= k
+    auc = (n_neg - above - tied + 0.5 * tied) / np.maximum(n_neg, 1)
+    if pos_nan.any():
+        import warnings
+
+        warnings.warn(f"{int(pos_nan.sum()):,} held-out item(s) scored NaN (did training diverge?); they rank last.",
+                      stacklevel=2)  # fmt: skip
     return {
         f"hit_rate@{k}": float(hit.mean()), f"ndcg@{k}": float(np.where(hit, 1 / np.log2(rank + 1), 0).mean()),
-        "mrr": float((1 / rank).mean()), "auc": float(((n_neg - (rank - 1)) / np.maximum(n_neg, 1)).mean()),
-        "n_users": int(len(rank)),
+        "mrr": float((1 / rank).mean()), "auc": float(auc.mean()),
+        "n_users": int(len(rank)), "n_nan_positives": int(pos_nan.sum()),
     }  # fmt: skip
 
 

@@ -48,14 +48,15 @@ def mmr(candidates: np.ndarray, scores: np.ndarray, item_vectors: np.ndarray, k:
         next = argmax_{i not in S}  lam * rel(i) - (1 - lam) * max_{j in S} cos(v_i, v_j)
 
     ``item_vectors``: one row per item code (features or embeddings). ``lam = 1`` returns the
-    relevance order.
+    relevance order. Similarities enter as they are: a negative cosine (MF and text embeddings have
+    them) lowers the penalty below zero, exactly as the formula says; nothing is clipped at 0.
     """
     candidates, scores, k = _check(candidates, scores, k)
     rel = _normalise(scores)
     vec = unit_rows(np.asarray(item_vectors, dtype=np.float64))[candidates]  # users x C x d
     n_users, c = rel.shape
     rows = np.arange(n_users)
-    max_sim = np.zeros((n_users, c))
+    max_sim = np.full((n_users, c), -np.inf)  # max over the empty set; negative cosines count as they are
     taken = np.zeros((n_users, c), dtype=bool)
     out = np.empty((n_users, k), dtype=np.int64)
     for step in range(k):
@@ -223,8 +224,13 @@ def pareto_front(points: np.ndarray, maximize: tuple[bool, ...] | None = None) -
 def candidates_from(model, users: np.ndarray, n_candidates: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Top-``n_candidates`` unseen items per user from a fitted recommender, as item *codes* and scores
     (the first stage; the re-rankers pick the final ``k`` from these)."""
-    codes = model.encoder_.users.transform(np.asarray(users))
-    return model._top_k_codes(codes, n_candidates, exclude_seen=True)
+    codes = model._user_codes(np.asarray(users))
+    idx, scores = model._top_k_codes(codes, n_candidates, exclude_seen=True)
+    short = (idx < 0).any(axis=1)
+    if short.any():
+        raise ValueError(f"{int(short.sum()):,} user(s) have fewer than n_candidates={n_candidates} unseen items; "
+                         f"lower n_candidates.")  # fmt: skip
+    return idx, scores
 
 
 class ListEvaluator:

@@ -25,7 +25,7 @@ def test_encoder_round_trip_and_sorted_codes():
 
 def test_unknown_ids_raise_or_map_to_oov_on_request():
     enc = IdEncoder("user_id").fit([10, 20])
-    with pytest.raises(DataError, match=r"unknown to the encoder, e.g. \[30\].*unknown='oov'"):
+    with pytest.raises(DataError, match=r"unknown to the model, e.g. \[30\].*unknown='oov'"):
         enc.transform([10, 30])
     assert enc.transform([10, 30], unknown="oov").tolist() == [0, -1]
     with pytest.raises(DataError, match="outside"):

@@ -37,7 +37,7 @@ def test_unknown_users_are_refused_and_unfitted_models_say_so(tiny_log):
     with pytest.raises(RuntimeError, match="not fitted"):
         Popularity().recommend(1)
     pop = Popularity().fit(tiny_log)
-    with pytest.raises(DataError, match="unknown to the encoder"):
+    with pytest.raises(DataError, match="unknown to the model"):
         pop.recommend(99)
     with pytest.raises(DataError, match="missing item_id"):
         Popularity().fit(tiny_log.assign(item_id=[10, None, 1, 2, 3, 4, 5]))

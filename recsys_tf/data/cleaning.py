@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER, require_columns
+from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER, check_ids, require_columns
 from recsys_tf.errors import DataError
 
 EVENT_ALIASES: dict[str, str] = {
@@ -40,6 +40,21 @@ class CleaningReport:
 
     def _repr_html_(self) -> str:  # pragma: no cover - Jupyter display
         return self.to_frame()._repr_html_()
+
+
+def typed_ids(df: pd.DataFrame) -> pd.DataFrame:
+    """``user_id`` / ``item_id`` as int64 when they are numbers, as strings otherwise -- never a lossy cast.
+
+    Float ids with a fraction, ids beyond int64 and columns mixing numbers and strings are refused
+    (:func:`~recsys_tf.data.schema.check_ids`): casting them would merge or corrupt shoppers.
+    """
+    types = {}
+    for col in (USER, ITEM):
+        if col in df:
+            check_ids(df, col, "events")
+            numeric = pd.api.types.is_numeric_dtype(df[col].dtype) and not pd.api.types.is_bool_dtype(df[col].dtype)
+            types[col] = "int64" if numeric else "string"
+    return df.astype(types)
 
 
 def _report(report: CleaningReport | None, step: str, before: int, after: int, note: str = "") -> None:
@@ -213,7 +228,7 @@ def to_implicit(events: pd.DataFrame, weights: Mapping[str, float] | None = None
     out = pairs.rename(columns={"_w": "strength"}).assign(label=np.float32(1.0))
     out["last_event"] = np.array(EVENT_ORDER, dtype=object)[out.pop("_level").to_numpy(int)]
     cols = [USER, ITEM, "label", "strength", TIMESTAMP, "last_event"] + ([RATING] if RATING in out else [])
-    return out[cols].astype({USER: "int64", ITEM: "int64", TIMESTAMP: "int64"}).reset_index(drop=True)
+    return typed_ids(out[cols]).astype({TIMESTAMP: "int64"}).reset_index(drop=True)
 
 
 def clean_events(events: pd.DataFrame, items: pd.DataFrame | None = None,
@@ -228,7 +243,7 @@ def clean_events(events: pd.DataFrame, items: pd.DataFrame | None = None,
     ev = fix_millisecond_timestamps(ev, report=report)
     ev = drop_duplicates(ev, report=report)
     ev = drop_missing(ev, report=report)
-    ev = ev.astype({USER: "int64", ITEM: "int64", TIMESTAMP: "int64"})
+    ev = typed_ids(ev).astype({TIMESTAMP: "int64"})
     if RATING in ev.columns:
         ev = invalidate_ratings(ev, report=report)
     if items is not None:

@@ -51,22 +51,43 @@ class IdEncoder:
         if self.classes_ is None:
             raise RuntimeError(f"the {self.name} encoder is not fitted: call fit() first.")
 
-    def transform(self, ids: np.ndarray | pd.Series | list, unknown: Literal["raise", "oov"] = "raise") -> np.ndarray:
-        """Raw ids -> contiguous int64 codes; see the module docstring for ``unknown``."""
+    def transform(self, ids: np.ndarray | pd.Series | list, unknown: Literal["raise", "oov"] = "raise",
+                  advice: str | None = None) -> np.ndarray:  # fmt: skip
+        """Raw ids -> contiguous int64 codes; see the module docstring for ``unknown``.
+
+        ``advice`` replaces the default fix in the unknown-id message (callers that take no
+        ``unknown`` argument say what their user should do instead).
+        """
         self._check_fitted()
+        if unknown not in ("raise", "oov"):
+            raise ValueError(f"unknown must be 'raise' or 'oov', got {unknown!r}.")
         arr = np.asarray(ids)
-        codes = self._index.get_indexer(arr)
+        codes = self._index.get_indexer(arr) if len(arr) else np.zeros(0, np.int64)
         missing = codes < 0
         if missing.any() and unknown == "raise":
             bad = pd.unique(arr[missing])
+            fix = advice or (f"Pass unknown='oov' to map them to {OOV} and handle them as cold start, or filter "
+                             f"them out explicitly")  # fmt: skip
             raise DataError(
-                f"{int(missing.sum()):,} {self.name}(s) unknown to the encoder, e.g. {bad[:5].tolist()}: "
-                f"they were not in the training data. Pass unknown='oov' to map them to {OOV} and handle "
-                f"them as cold start, or filter them out explicitly."
+                f"{int(missing.sum()):,} {self.name}(s) unknown to the model, e.g. {bad[:5].tolist()}: they were not "
+                f"in the training data. {fix}.{self._type_hint(bad)}"
             )
-        if unknown not in ("raise", "oov"):
-            raise ValueError(f"unknown must be 'raise' or 'oov', got {unknown!r}.")
         return codes.astype(np.int64)
+
+    def _type_hint(self, bad: np.ndarray) -> str:
+        """' The ids are numbers but '42' is a string.' when the unknown ids are of another kind than the known ones."""
+
+        def kind(v) -> str:
+            return "string" if isinstance(v, str) else "number" if isinstance(v, (int, float, np.number)) else type(v).__name__
+
+        known, given = self.classes_[0], bad[0]
+        known = known.item() if isinstance(known, np.generic) else known
+        given = given.item() if isinstance(given, np.generic) else given
+        if kind(known) == kind(given):
+            return ""
+        cast = "int" if isinstance(known, int) else "float" if kind(known) == "number" else "str"
+        return (f" The model's {self.name}s are {kind(known)}s (e.g. {known!r}) but {given!r} is a {kind(given)}: "
+                f"convert it, e.g. {cast}({given!r}).")  # fmt: skip
 
     def inverse_transform(self, codes: np.ndarray | list) -> np.ndarray:
         """Contiguous codes -> raw ids; ``-1`` or out-of-range codes raise."""

@@ -11,7 +11,7 @@ import json
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -23,12 +23,41 @@ from recsys_tf.errors import DataError
 from recsys_tf.metrics import Relevance, ranking_metrics
 
 
+def check_k(k: Any, name: str = "k") -> int:
+    """``k`` as an int >= 1, or a clear error (k=-3 would silently return all items but three)."""
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {k!r}.")
+    return int(k)
+
+
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the ``k`` largest scores per row, best first (ties: lower index first)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < scores.shape[1] else np.tile(np.arange(scores.shape[1]), (len(scores), 1))
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
+    """Indices and values of the ``k`` largest scores per row, best first.
+
+    Ties are broken by the lower index, both in the order and in *which* tied items enter the
+    list at the boundary (a plain ``argpartition`` picks those arbitrarily). NaN ranks below every
+    number, -inf included.
+    """
+    k = check_k(k)
+    scores = np.asarray(scores)
+    n, m = scores.shape
+    k = min(k, m)
+    if n == 0 or m == 0:
+        return np.zeros((n, k), np.int64), np.zeros((n, k), scores.dtype if scores.dtype.kind == "f" else np.float64)
+    key = np.where(np.isnan(scores), -np.inf, scores) if scores.dtype.kind == "f" else scores
+    nan = np.isnan(scores) if scores.dtype.kind == "f" else np.zeros(scores.shape, bool)
+    if k < m:
+        kth = -np.partition(-key, k - 1, axis=1)[:, k - 1 : k]  # the k-th largest value of each row
+        above = key > kth
+        tied = (key == kth) & ~nan
+        # fill up to k with the lowest-index ties, then (below even -inf) with the lowest-index NaNs
+        take = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(axis=1, keepdims=True)))
+        take |= nan & (np.cumsum(nan, axis=1) <= k - take.sum(axis=1, keepdims=True))
+        part = np.nonzero(take)[1].reshape(n, k)  # row-major: indices ascend within a row
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    vals = np.take_along_axis(key, part, axis=1)
+    nan_part = np.take_along_axis(nan, part, axis=1)
+    order = np.lexsort((part, nan_part, -vals), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
     return idx, np.take_along_axis(scores, idx, axis=1)
 
@@ -123,27 +152,55 @@ class Recommender(ABC):
     def recommend(self, users, k: int = 10, exclude_seen: bool = True, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` raw item ids and their scores for each user.
 
-        ``users``: one raw user id (1-D results) or an array (``n x k`` results). Items the user
-        interacted with in training are excluded unless ``exclude_seen=False``. Unknown users
-        raise: route cold-start users to a content or popularity model explicitly.
+        ``users``: one raw user id (1-D results) or an array (``n x k`` results; an empty array gives
+        ``0 x k``). Items the user interacted with in training are never returned unless
+        ``exclude_seen=False``: a user with fewer than ``k`` unseen items gets fewer -- the 1-D
+        result is shorter, and the ``n x k`` one is padded with ``None`` ids and NaN scores. Unknown
+        users raise: route cold-start users to a content or popularity model explicitly.
         """
         self._check_fitted()
+        k = check_k(k)
         scalar = np.ndim(users) == 0
-        codes = self.encoder_.users.transform(np.atleast_1d(users))
+        codes = self._user_codes(np.atleast_1d(users))
         idx, vals = self._top_k_codes(codes, k, exclude_seen, batch_size)
-        ids = self.item_ids[idx]
-        return (ids[0], vals[0]) if scalar else (ids, vals)
+        missing = idx < 0
+        if scalar:
+            keep = ~missing[0]
+            return self.item_ids[idx[0][keep]], vals[0][keep]
+        ids = self.item_ids[np.maximum(idx, 0)] if self.n_items else np.empty(idx.shape, self.item_ids.dtype)
+        if missing.any():
+            ids = ids.astype(object)
+            ids[missing], vals = None, np.where(missing, np.nan, vals)
+        return ids, vals
+
+    def _user_codes(self, users: np.ndarray) -> np.ndarray:
+        """Codes of known users; an unknown one raises with what to do (and a type hint when the id's type is off)."""
+        return self.encoder_.users.transform(
+            users, advice="Route users the model never saw to a cold-start model (Popularity, or a content "
+                          "model's recommend_for_history)")  # fmt: skip
 
     def _top_k_codes(self, user_codes: np.ndarray, k: int, exclude_seen: bool, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        out_i, out_v = [], []
+        """Item codes (``-1`` where a user has fewer than ``k`` items left after masking) and scores."""
+        k = min(check_k(k), self.n_items)
+        out_i, out_v = [np.zeros((0, k), np.int64)], [np.zeros((0, k))]
+        n_nan = 0
         for start in range(0, len(user_codes), batch_size):
             batch = user_codes[start : start + batch_size]
             scores = np.asarray(self._score_codes(batch), dtype=np.float64)
+            nan = np.isnan(scores)
+            if nan.any():  # a diverged model: NaN ranks below every real score, never above
+                n_nan += int(nan.sum())
+                scores[nan] = -np.finfo(np.float64).max
             if exclude_seen:
                 self._mask_seen(scores, batch)
             i, v = top_k(scores, k)
+            i[v == -np.inf] = -1  # masked (seen) items are never returned
+            v[v == -np.finfo(np.float64).max] = np.nan
             out_i.append(i)
             out_v.append(v)
+        if n_nan:
+            warnings.warn(f"{type(self).__name__} produced {n_nan:,} NaN scores (did training diverge? lower the "
+                          f"learning rate); they rank last.", stacklevel=3)  # fmt: skip
         return np.concatenate(out_i), np.concatenate(out_v)
 
     def _history_codes(self, histories) -> tuple[np.ndarray, np.ndarray]:
@@ -195,6 +252,7 @@ class Recommender(ABC):
         left out (they need a cold-start model), never silently scored.
         """
         self._check_fitted()
+        k = check_k(k)
         validate_interactions(test, "test")
         u = self.encoder_.users.transform(test[USER], unknown="oov")
         i = self.encoder_.items.transform(test[ITEM], unknown="oov")

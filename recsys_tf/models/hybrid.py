@@ -100,11 +100,15 @@ class HybridRecommender(KerasRecommender):
         return self.fold_in(histories, reg) @ self.item_factors.T + keras_np(self.net_.bi.embeddings)[:, 0][None, :]
 
     def recommend_for_history(self, items: Sequence, k: int = 10, exclude_seen: bool = True, reg: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` item ids and scores for a shopper known only by the items they touched (see :meth:`fold_in`)."""
+        """Top-``k`` item ids and scores for a shopper known only by the items they touched (see :meth:`fold_in`).
+
+        With ``exclude_seen`` the touched items are never returned (fewer than ``k`` when few are left).
+        """
         from recsys_tf.models.base import top_k
 
         scores = self.fold_in_scores([items], reg)
         if exclude_seen:
             scores[0, self.encoder_.items.transform(np.asarray(items))] = -np.inf
         idx, vals = top_k(scores, k)
-        return self.item_ids[idx[0]], vals[0]
+        keep = vals[0] > -np.inf
+        return self.item_ids[idx[0][keep]], vals[0][keep]

@@ -125,7 +125,7 @@ def test_validate_interactions_names_the_problem(frame, message):
 
 def test_validate_interactions_checks_values():
     df = pd.DataFrame({"user_id": [1, 2], "item_id": [1, 2], "rating": [4.0, np.inf]})
-    with pytest.raises(DataError, match="column .rating. has 1 missing \(NaN\) or infinite"):
+    with pytest.raises(DataError, match=r"column .rating. has 1 missing \(NaN\) or infinite"):
         validate_interactions(df, value="rating")
 
 

@@ -279,30 +279,187 @@ class Recommender(ABC):
         pass
 
     def save(self, path: str | Path) -> Path:
-        """Save to a folder: ``model.json`` (class, hyper-parameters), ``encoder.json``, ``seen.npy``
-        and the weights (a ``.keras`` file for Keras models)."""
+        """Save to a folder, atomically: ``model.json`` (class, hyper-parameters), ``encoder.json``,
+        ``seen.npy``, the weights (a ``.keras`` file for Keras models) and ``manifest.json`` (each
+        file's sha256).
+
+        Everything is written into a temporary sibling folder first and renamed into place only
+        once complete, so a failing save (full disk, read-only file) leaves the previous model at
+        ``path`` untouched and loadable, and a reader never sees half of each.
+        """
         self._check_fitted()
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
+        return save_folder(Path(path), self._write_files)
+
+    def _write_files(self, folder: Path) -> None:
         (folder / "model.json").write_text(json.dumps({"class": type(self).__name__, "params": self._state()}, indent=2))
         self.encoder_.save(folder / "encoder.json")
         np.save(folder / "seen.npy", self.seen_)
         self._save_weights(folder)
-        return folder
 
     @classmethod
     def load(cls, path: str | Path) -> "Recommender":
-        """Load a model saved with :meth:`save` (the class is read from ``model.json``)."""
-        from recsys_tf import models
+        """Load a model saved with :meth:`save` (the class is read from ``model.json``).
 
-        folder = Path(path)
-        meta_file = folder / "model.json"
-        if not meta_file.exists():
-            raise FileNotFoundError(f"{folder} is not a saved recsys_tf model (no model.json).")
-        meta = json.loads(meta_file.read_text())
-        klass = getattr(models, meta["class"])
-        model = klass(**meta["params"])
-        model.encoder_ = InteractionEncoder.load(folder / "encoder.json")
-        model.seen_ = np.load(folder / "seen.npy")
-        model._load_weights(folder)
-        return model
+        Every file is checked against the manifest's sha256 before it is parsed, so a flipped
+        byte, a truncated weights file or an emptied ``seen.npy`` is reported as a damaged model.
+        ``EASE.load`` refuses a folder holding another class; ``Recommender.load`` takes any.
+        Nothing in the folder can run code (no pickles; Keras' safe mode stays on).
+        """
+        with verified_copy(Path(path)) as folder:
+            from recsys_tf import models
+
+            meta = _read_json(folder / "model.json", path)
+            klass = getattr(models, str(meta.get("class")), None)
+            if not (isinstance(klass, type) and issubclass(klass, Recommender)):
+                raise DataError(f"{path}: model.json names class {meta.get('class')!r}, which is not a recsys_tf model.")
+            if not issubclass(klass, cls):
+                raise DataError(f"{path} holds a {klass.__name__}, not a {cls.__name__}: use {klass.__name__}.load "
+                                f"or Recommender.load.")  # fmt: skip
+            try:
+                model = klass(**meta.get("params", {}))
+                model.encoder_ = InteractionEncoder.load(folder / "encoder.json")
+                model.seen_ = np.load(folder / "seen.npy", allow_pickle=False)
+                model._load_weights(folder)
+            except DataError:
+                raise
+            except Exception as exc:
+                raise DataError(f"{path}: damaged saved model ({type(exc).__name__}: {exc}); save it again.") from exc
+            return model
+
+
+MANIFEST = "manifest.json"
+
+
+def _sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_json(file: Path, shown: str | Path) -> dict:
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{shown}: damaged saved model ({file.name} is not valid JSON: {exc}).") from exc
+    if not isinstance(value, dict):
+        raise DataError(f"{shown}: damaged saved model ({file.name} is not a JSON object).")
+    return value
+
+
+def save_folder(folder: Path, write: Any) -> Path:
+    """Run ``write(tmp)`` in a temporary sibling of ``folder``, add a manifest, then swap it into place.
+
+    The previous folder (if any) is renamed away and deleted only after the new one is in place;
+    on any failure the temporary folder is removed and the previous one restored.
+    """
+    import os
+    import shutil
+    import tempfile
+    import uuid
+
+    folder = folder.absolute()
+    if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / "model.json").exists())):
+        raise DataError(f"{folder} exists and is not a saved recsys_tf model: choose another path, so nothing "
+                        f"else is overwritten.")  # fmt: skip
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".saving", dir=folder.parent))
+    try:
+        write(tmp)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {"format": 1, "files": {str(p.relative_to(tmp)): _sha256_bytes(p.read_bytes()) for p in files}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
+        had_old = folder.exists()
+        if had_old:
+            os.rename(folder, old)
+        try:
+            os.rename(tmp, folder)
+        except BaseException:
+            if had_old:
+                os.rename(old, folder)
+            raise
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+class _Torn(Exception):
+    """The folder changed while it was read (a save in progress): read it again.
+
+    ``final``: if it persists, the message is the whole story (not "damaged saved model (...)").
+    """
+
+    def __init__(self, message: str = "", final: bool = False) -> None:
+        super().__init__(message)
+        self.final = final
+
+
+def _copy_verified(folder: Path, into: Path) -> None:
+    manifest_file = folder / MANIFEST
+    if not manifest_file.exists():
+        if not (folder / "model.json").exists():
+            raise _Torn() if any(folder.parent.glob(f".{folder.name}.*")) else FileNotFoundError(
+                f"{folder} is not a saved recsys_tf model (no model.json).")  # fmt: skip
+        raise _Torn(f"{folder} has no manifest.json (saved by an older recsys_tf, or damaged): its files "
+                    f"cannot be checked. Load it with that version and save it again.", final=True)  # fmt: skip
+    try:
+        manifest = json.loads(manifest_file.read_bytes())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _Torn(f"manifest.json unreadable ({exc})") from exc
+    for name, digest in files.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise DataError(f"{folder}: manifest.json names a file outside the folder ({name!r}).")
+        try:
+            data = (folder / name).read_bytes()
+        except FileNotFoundError as exc:
+            raise _Torn(f"{name} is missing") from exc
+        if _sha256_bytes(data) != digest:
+            raise _Torn(f"{name} does not match its sha256 in manifest.json")
+        target = into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+class verified_copy:
+    """Context manager: a private copy of a saved folder whose every file matched the manifest.
+
+    A save swapping the folder meanwhile shows up as a mismatch; the read is retried for a few
+    seconds, then reported as a damaged model.
+    """
+
+    def __init__(self, folder: Path, tries: int = 40) -> None:
+        self.folder, self.tries = folder, tries
+
+    def __enter__(self) -> Path:
+        import shutil
+        import tempfile
+        import time
+
+        last = None
+        for attempt in range(self.tries):
+            self._tmp = Path(tempfile.mkdtemp(prefix="recsys_tf_load_"))
+            try:
+                _copy_verified(self.folder, self._tmp)
+                return self._tmp
+            except _Torn as exc:
+                last = exc
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                saving = any(self.folder.parent.glob(f".{self.folder.name}.*"))
+                if attempt >= 2 and not saving:  # nothing is being saved: the damage is real
+                    break
+                time.sleep(0.05)
+            except BaseException:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                raise
+        if last is not None and last.final:
+            raise DataError(str(last))
+        raise DataError(f"{self.folder}: damaged saved model ({last}); restore it or save it again.")
+
+    def __exit__(self, *exc: Any) -> None:
+        import shutil
+
+        shutil.rmtree(self._tmp, ignore_errors=True)

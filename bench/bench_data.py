@@ -22,6 +22,7 @@ import pandas as pd
 
 from recsys_tf.data.cleaning import clean_events, k_core, to_implicit
 from recsys_tf.data.encoding import InteractionEncoder
+from recsys_tf.utils import atomic_write
 from recsys_tf.data.sampling import pair_keys, sample_candidates, sample_negatives
 from recsys_tf.data.shop import make_shop
 from recsys_tf.data.split import leave_last_out, random_split, temporal_split
@@ -81,7 +82,7 @@ def main() -> None:
     _, r["to_implicit_s"] = timed(to_implicit, events)
     print(r)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2))
+    atomic_write(OUT, json.dumps(res, indent=2))
     print(f"wrote {OUT}")
 
 

@@ -20,6 +20,7 @@ from recsys_tf.data.shop import make_shop  # noqa: E402
 from recsys_tf.features import (PictureAutoencoder, PictureEncoder, SentenceEncoder, TextEncoder, TfidfLSA,  # noqa: E402
                                 image_features)
 from recsys_tf.speed import device_name  # noqa: E402
+from recsys_tf.utils import atomic_write  # noqa: E402
 
 OUT = Path(__file__).parent / "results" / "features.json"
 
@@ -52,7 +53,7 @@ def main() -> None:
         res["seconds"][name], res["items_per_s"][name] = round(sec, 2), round(len(cat) / sec, 1)
         print(f"{name}: {len(cat) / sec:,.0f} items/s ({sec:.1f} s)", flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2))
+    atomic_write(OUT, json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

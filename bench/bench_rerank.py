@@ -16,6 +16,7 @@ import numpy as np
 
 from recsys_tf import rerank
 from recsys_tf.speed import device_name
+from recsys_tf.utils import atomic_write
 
 OUT = Path(__file__).parent / "results" / "rerank.json"
 
@@ -43,7 +44,7 @@ def main() -> None:
         res["seconds"][name] = round(time.perf_counter() - start, 3)
         print(f"{name}: {res['seconds'][name]} s for {n_users:,} users x {c} candidates -> top-{k}", flush=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2))
+    atomic_write(OUT, json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

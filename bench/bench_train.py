@@ -24,6 +24,7 @@ import numpy as np
 
 from recsys_tf.models import MatrixFactorization, NeuMF
 from recsys_tf.speed import device_name, full_ranking_seconds, ml1m_shaped_log, neumf_net, training_throughput
+from recsys_tf.utils import atomic_write
 
 OUT = Path(__file__).parent / "results"
 
@@ -70,7 +71,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     kind = "gpu" if "CPU" not in dev else "cpu"
     path = OUT / f"train-{keras.backend.backend()}-{kind}.json"
-    path.write_text(json.dumps(res, indent=2))
+    atomic_write(path, json.dumps(res, indent=2))
     print(f"wrote {path}")
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_tf.results import read_results
+from recsys_tf.utils import atomic_write
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -90,7 +91,7 @@ def to_html(executed: Path, html_dir: Path) -> Path:
     html_dir.mkdir(parents=True, exist_ok=True)
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     page = html_dir / (executed.stem + ".html")
-    page.write_text(body, encoding="utf-8")
+    atomic_write(page, body)
     return page
 
 
@@ -126,11 +127,11 @@ def run_course(out: Path, only: str | None = None, parameters: dict[str, Any] | 
             to_html(Path(run["path"]), out / "html")
         print(f"[course] {nb.name}: {run['status']} in {run.get('seconds', '?')} s", flush=True)
         runs.append(run)
-    (out / "results.json").write_text(json.dumps(runs, indent=2))
-    (out / "results.md").write_text(_summary_markdown(runs))
+    atomic_write(out / "results.json", json.dumps(runs, indent=2))
+    atomic_write(out / "results.md", _summary_markdown(runs))
     links = "".join(f'<li><a href="{r["notebook"][:-6]}.html">{r["notebook"]}</a> ({r["status"]})</li>' for r in runs)
     (out / "html").mkdir(parents=True, exist_ok=True)
-    (out / "html" / "index.html").write_text(f"<h1>recsys-tf course</h1><ol>{links}</ol>", encoding="utf-8")
+    atomic_write(out / "html" / "index.html", f"<h1>recsys-tf course</h1><ol>{links}</ol>")
     return runs
 
 

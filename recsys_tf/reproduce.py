@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -30,6 +29,7 @@ import pandas as pd
 
 from recsys_tf.course import ROOT
 from recsys_tf.errors import DataNotFoundError
+from recsys_tf.utils import atomic_write
 
 DOCS = ROOT / "docs"
 RAW = DOCS / "results"
@@ -263,10 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             except DataNotFoundError as exc:
                 res = {"skipped": str(exc).split(". Looked in")[0]}
             res.update({"device": dev, "seconds": round(time.perf_counter() - start, 1), "date": time.strftime("%Y-%m-%d")})
-            path.write_text(json.dumps(res, indent=2, default=float))
+            atomic_write(path, json.dumps(res, indent=2, default=float))
         if path.exists():
             results[name] = json.loads(path.read_text())
-    (DOCS / "RESULTS.md").write_text(render(results, dev))
+    atomic_write(DOCS / "RESULTS.md", render(results, dev))
     print((DOCS / "RESULTS.md").read_text())
     return 0
 

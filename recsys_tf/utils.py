@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,27 @@ def progress(iterable: Any = None, **kwargs: Any) -> Any:
     kwargs.setdefault("disable", os.environ.get("RECSYS_TF_PROGRESS", "1") == "0")
     kwargs.setdefault("mininterval", 0.5)
     return tqdm(iterable, **kwargs)
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling file and a rename.
+
+    A reader sees the old file or the new one, never half of it; a failure (full disk, a killed
+    process) leaves the old file as it was and no temporary file behind.
+    """
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode(encoding) if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def unit_rows(x: Any) -> np.ndarray:

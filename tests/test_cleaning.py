@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_tf.data.cleaning import (CleaningReport, clean_events, detect_bots, drop_duplicates, drop_missing,
+from recsys_tf.data.cleaning import (CleaningReport, detect_bots, drop_duplicates, drop_missing,
                                      fix_millisecond_timestamps, invalidate_ratings, k_core, normalize_event_types,
                                      price_outliers, to_implicit)  # fmt: skip
 from recsys_tf.errors import DataError

@@ -6,7 +6,7 @@ import pytest
 
 from recsys_tf.data import download, load_movielens, load_movielens_folds, load_ncf, load_s3rec, load_sasrec_games
 from recsys_tf.data.movielens import read_ml1m_ratings, read_ml100k_ratings
-from recsys_tf.data.ncf import read_ncf_negatives, read_ncf_ratings
+from recsys_tf.data.ncf import read_ncf_negatives
 from recsys_tf.data.readers import read_sequences, read_table
 from recsys_tf.data.registry import FileSpec, get_spec
 from recsys_tf.data.schema import Dataset, validate_interactions

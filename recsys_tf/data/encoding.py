@@ -19,6 +19,7 @@ import pandas as pd
 
 from recsys_tf.data.schema import ITEM, USER, validate_interactions
 from recsys_tf.errors import DataError
+from recsys_tf.utils import atomic_write
 
 OOV = -1
 
@@ -132,7 +133,7 @@ class InteractionEncoder:
         return self.fit(df, items).transform(df)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"users": self.users.to_dict(), "items": self.items.to_dict()}, default=_jsonable))
+        atomic_write(path, json.dumps({"users": self.users.to_dict(), "items": self.items.to_dict()}, default=_jsonable))
 
     @classmethod
     def load(cls, path: str | Path) -> "InteractionEncoder":

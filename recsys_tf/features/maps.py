@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.errors import DataError
-from recsys_tf.utils import unit_rows
+from recsys_tf.utils import atomic_write, unit_rows
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -86,7 +86,7 @@ def export_projector(folder: str | Path, vectors: np.ndarray, metadata: pd.DataF
         sprite = sprite.reshape(side, side, size, size, 3).transpose(0, 2, 1, 3, 4).reshape(side * size, side * size, 3)
         Image.fromarray(sprite).save(folder / "sprite.png")
         lines += ["  sprite {", '    image_path: "sprite.png"', f"    single_image_dim: {size}", f"    single_image_dim: {size}", "  }"]
-    (folder / "projector_config.pbtxt").write_text("\n".join(lines + ["}"]) + "\n")
+    atomic_write(folder / "projector_config.pbtxt", "\n".join(lines + ["}"]) + "\n")
     return folder / "projector_config.pbtxt"
 
 

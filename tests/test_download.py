@@ -52,7 +52,7 @@ def test_corrupt_local_copy_raises_with_the_fix(tmp_path, monkeypatch):
     local.mkdir(parents=True)
     (local / "data.txt").write_bytes(CONTENT.replace(b"7", b"9"))  # same size, other bytes
     monkeypatch.setenv("RECSYS_TF_DATA", str(tmp_path / "local"))
-    with pytest.raises(ChecksumError, match=r"sha256 .* expected .*Delete it"):
+    with pytest.raises(ChecksumError, match=r"sha256 .* expected .*Delete .* and fetch it again"):
         dl.fetch(spec, "data.txt", download=False)
 
 

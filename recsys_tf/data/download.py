@@ -17,9 +17,11 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from pathlib import Path
 
 from recsys_tf.data.registry import DatasetSpec, FileSpec, get_spec
@@ -27,6 +29,7 @@ from recsys_tf.errors import ChecksumError, DataNotFoundError
 from recsys_tf.utils import progress
 
 DATA_ENV, CACHE_ENV, OFFLINE_ENV = "RECSYS_TF_DATA", "RECSYS_TF_CACHE", "RECSYS_TF_OFFLINE"
+TIMEOUT_ENV, DEADLINE_ENV = "RECSYS_TF_DOWNLOAD_TIMEOUT", "RECSYS_TF_DOWNLOAD_DEADLINE"
 
 
 def data_dir() -> Path | None:
@@ -54,37 +57,63 @@ def _count_lines(path: Path) -> int:
         return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
 
 
-def verify(path: Path, spec: FileSpec) -> None:
-    """Raise :class:`ChecksumError` unless ``path`` matches the registry's sha256 / size / lines."""
+def verify(path: Path, spec: FileSpec, delete_hint: bool = True) -> None:
+    """Raise :class:`ChecksumError` unless ``path`` matches the registry's sha256 / size / lines.
+
+    ``delete_hint``: end the message with the fix for a file that stays where it is (a local copy
+    or cache entry: delete or replace it); a download that fails is removed by the caller instead.
+    """
+    fix = f" Delete {path} and fetch it again (or replace it with the publisher's file)." if delete_hint else " The download was discarded."
     if spec.size is not None and path.stat().st_size != spec.size:
         raise ChecksumError(
-            f"{path} has {path.stat().st_size:,} bytes, expected {spec.size:,}: the file is truncated, "
-            f"corrupt or another version. Delete it and fetch it again."
+            f"{path.name}: {path.stat().st_size:,} bytes, expected {spec.size:,}: the file is truncated, "
+            f"corrupt or another version.{fix}"
         )
     if spec.sha256 is not None:
         got = sha256sum(path)
         if got != spec.sha256:
             raise ChecksumError(
-                f"{path} has sha256 {got}, expected {spec.sha256}: the file is corrupt or another "
-                f"version. Delete it and fetch it again."
+                f"{path.name}: sha256 {got}, expected {spec.sha256}: the file is corrupt or another version.{fix}"
             )
     elif spec.lines is not None:
         got_lines = _count_lines(path)
         if got_lines != spec.lines:
-            raise ChecksumError(f"{path} has {got_lines:,} lines, expected {spec.lines:,}: corrupt or another version.")
+            raise ChecksumError(f"{path.name}: {got_lines:,} lines, expected {spec.lines:,}: corrupt or another version.{fix}")
+
+
+def offline() -> bool:
+    """``$RECSYS_TF_OFFLINE`` set to 1, true, yes or on (any case): downloads are forbidden."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _timeouts() -> tuple[float, float]:
+    """(seconds a silent connection may wait, seconds a whole download may take)."""
+    return (float(os.environ.get(TIMEOUT_ENV, "20")), float(os.environ.get(DEADLINE_ENV, "1800")))
 
 
 def _download(url: str, dest: Path, desc: str) -> None:
-    """Stream ``url`` into ``dest`` atomically (``.part`` file, then rename)."""
+    """Stream ``url`` into ``dest`` atomically (``.part`` file, then rename), within a total deadline.
+
+    A server that stops answering fails after ``$RECSYS_TF_DOWNLOAD_TIMEOUT`` seconds (default 20);
+    one that trickles bytes fails once the whole download has taken ``$RECSYS_TF_DOWNLOAD_DEADLINE``
+    seconds (default 1,800). Either way the partial file is removed.
+    """
+    wait, total = _timeouts()
+    deadline = time.monotonic() + total
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with progress(total=total, unit="B", unit_scale=True, desc=desc) as bar:
-                for block in iter(lambda: resp.read(1 << 16), b""):
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=wait) as resp:  # noqa: S310
+            total_bytes = int(resp.headers.get("Content-Length") or 0) or None
+            read = getattr(resp, "read1", resp.read)  # whatever has arrived: the deadline is checked often
+            with progress(total=total_bytes, unit="B", unit_scale=True, desc=desc) as bar:
+                for block in iter(lambda: read(1 << 16), b""):
                     out.write(block)
                     bar.update(len(block))
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{url} took more than {total:g} s (${DEADLINE_ENV}); the server is too slow")
+            if total_bytes is not None and out.tell() != total_bytes:
+                raise OSError(f"{url} ended after {out.tell():,} of {total_bytes:,} bytes (connection dropped)")
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -94,11 +123,23 @@ def _download(url: str, dest: Path, desc: str) -> None:
 def _install_verified(src: Path, dest: Path, spec: FileSpec) -> None:
     """Verify ``src`` then move it to ``dest``; on a mismatch ``src`` is deleted."""
     try:
-        verify(src, spec)
+        verify(src, spec, delete_hint=False)
     except ChecksumError:
         src.unlink(missing_ok=True)
         raise
     os.replace(src, dest)
+
+
+def _extract(zf: zipfile.ZipFile, member: str, folder: Path, name: str) -> Path:
+    """One archive member into a temporary file of ``folder`` (removed on a CRC or read error)."""
+    fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as out, zf.open(member) as src:
+            shutil.copyfileobj(src, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
 
 
 def _download_into_cache(ds: DatasetSpec, filename: str, dest: Path) -> None:
@@ -108,21 +149,33 @@ def _download_into_cache(ds: DatasetSpec, filename: str, dest: Path) -> None:
         if not archive.exists():
             _download(url, archive, desc=f"{ds.name}: {archive.name}")
         prefix = ds.archive.get("prefix", "")
-        with zipfile.ZipFile(archive) as zf:
-            for name, fspec in ds.files.items():  # unpack every registered member once
-                target = dest.parent / name
-                if target.exists() or prefix + name not in zf.namelist():
-                    continue
-                fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=dest.parent)
-                with os.fdopen(fd, "wb") as out, zf.open(prefix + name) as member:
-                    shutil.copyfileobj(member, out)
-                _install_verified(Path(tmp), target, fspec)
+        try:  # a bad archive is removed, so the next fetch downloads it afresh instead of failing forever
+            with zipfile.ZipFile(archive) as zf:
+                names = set(zf.namelist())
+                for name, fspec in ds.files.items():  # unpack every registered member once
+                    target = dest.parent / name
+                    if target.exists() or prefix + name not in names:
+                        continue
+                    _install_verified(_extract(zf, prefix + name, dest.parent, name), target, fspec)
+        except (zipfile.BadZipFile, ChecksumError, EOFError, OSError, zlib.error) as exc:
+            archive.unlink(missing_ok=True)
+            head = ""
+            if isinstance(exc, zipfile.BadZipFile):
+                head = " (it looks like a web page: the server sent an error instead of the file)" if _looks_like_html(exc) else ""
+            raise ChecksumError(
+                f"the archive downloaded from {url} is damaged{head}: {exc}. It was removed from the cache; "
+                f"run again to download it afresh, or put the files in ${DATA_ENV}/{ds.name}/."
+            ) from exc
         if not dest.exists():
             raise DataNotFoundError(f"{url} does not contain {prefix + filename}.")
     else:
         part = dest.with_name(dest.name + ".download")
         _download(url, part, desc=f"{ds.name}: {filename}")
         _install_verified(part, dest, ds.files[filename])
+
+
+def _looks_like_html(exc: BaseException) -> bool:
+    return "File is not a zip file" in str(exc)
 
 
 def fetch(dataset: str | DatasetSpec, filename: str, download: bool | None = None) -> Path:
@@ -132,13 +185,14 @@ def fetch(dataset: str | DatasetSpec, filename: str, download: bool | None = Non
     ----------
     dataset : registry name (``"movielens-100k"``) or a :class:`DatasetSpec`.
     filename : a file of that data set (``"u.data"``).
-    download : allow a download; default: yes unless ``RECSYS_TF_OFFLINE=1``.
+    download : allow a download; default: yes unless ``RECSYS_TF_OFFLINE`` is 1, true, yes or on.
 
     Raises
     ------
     DataNotFoundError : the file is nowhere and cannot be downloaded; the message names the data
         set, the file, every place looked in and the URL.
-    ChecksumError : a local copy does not match the registry.
+    ChecksumError : a local copy does not match the registry (it is left alone: it is yours), or a
+        download or cached copy is damaged (it is removed, so running again starts clean).
     """
     ds = dataset if isinstance(dataset, DatasetSpec) else get_spec(dataset)
     if filename not in ds.files:
@@ -156,13 +210,21 @@ def fetch(dataset: str | DatasetSpec, filename: str, download: bool | None = Non
         looked.append(f"${DATA_ENV} (not set)")
     cached = cache_dir() / ds.name / filename
     if cached.exists():
-        verify(cached, fspec)
-        return cached
+        try:
+            verify(cached, fspec, delete_hint=False)
+        except ChecksumError as exc:  # the cache is ours: a damaged entry goes, and is fetched again below
+            cached.unlink(missing_ok=True)
+            if download is False or (download is None and offline()):
+                raise ChecksumError(f"{exc.args[0].split(' The download')[0]} The damaged copy in the cache "
+                                    f"({cached}) was removed; run again with downloads allowed to fetch it afresh, "
+                                    f"or put the file in ${DATA_ENV}/{ds.name}/.") from exc  # fmt: skip
+        else:
+            return cached
     looked.append(f"{cached} (cache, ${CACHE_ENV})")
     if download is None:
-        download = os.environ.get(OFFLINE_ENV, "0") != "1"
+        download = not offline()
     url = ds.url_for(filename)
-    reason = f"downloads are off (${OFFLINE_ENV}=1)"
+    reason = f"downloads are off (${OFFLINE_ENV}={os.environ.get(OFFLINE_ENV)})" if offline() else "downloads were not allowed (download=False)"
     if download:
         try:
             _download_into_cache(ds, filename, cached)
@@ -170,7 +232,7 @@ def fetch(dataset: str | DatasetSpec, filename: str, download: bool | None = Non
         except (urllib.error.URLError, OSError, zipfile.BadZipFile) as exc:
             if isinstance(exc, DataNotFoundError):
                 raise
-            reason = f"the download failed: {exc}"
+            reason = f"the download failed: {exc}; nothing was left in the cache, so running again retries cleanly"
     raise DataNotFoundError(
         f"Data set {ds.name!r}: file {filename!r} was not found. Looked in: {'; '.join(looked)}. "
         f"Source: {url} -- {reason}. Fix: download it from {ds.homepage} (terms: {ds.terms}) and put "

@@ -19,7 +19,7 @@ ifeq ($(origin RECSYS_TF_DATA), undefined)
   endif
 endif
 
-.PHONY: install course test lab bench clean reproduce
+.PHONY: install course test ui-test lab bench clean reproduce
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -39,8 +39,17 @@ test: $(STAMP)
 	$(PY) -m pytest
 	$(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider build/test-notebooks
 
+# JupyterLab in a real browser (headless Debian Chromium driven by Playwright's Python client):
+# installs both when missing (Chromium through apt-get, as root), then runs tests/ui.
+CHROMIUM ?= /usr/bin/chromium
+ui-test: $(STAMP)
+	@test -x $(CHROMIUM) || { [ "$$(id -u)" = 0 ] && (apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)); } \
+		|| { echo "ui-test needs Chromium at $(CHROMIUM): sudo apt-get install chromium"; exit 1; }
+	$(PY) -c 'import playwright' 2>/dev/null || $(PY) -m pip install -q "playwright>=1.40,<2"
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest -p no:cacheprovider tests/ui
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(PY) -m recsys_tf.lab notebooks/
 
 bench: $(STAMP)
 	$(PY) bench/bench_data.py

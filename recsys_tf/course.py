@@ -44,18 +44,19 @@ def parameters_cell(nb: dict) -> dict[str, Any]:
     raise ValueError("no code cell is tagged 'parameters'")
 
 
-def default_kernel() -> str | None:
-    """The ``recsys-tf`` kernel that ``make install`` registers in the virtual environment, if present.
+def default_kernel() -> str:
+    """The ``recsys-tf`` kernel that ``make install`` registers (the notebooks name it), else ``python3``.
 
     Using it (rather than whatever ``python3`` kernel a user has registered) guarantees the
-    notebooks run with the kit's own environment.
+    notebooks run with the kit's own environment; without it (a plain ``pip install``) the
+    notebooks still run on the default Python kernel.
     """
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 
-        return "recsys-tf" if "recsys-tf" in KernelSpecManager().find_kernel_specs() else None
+        return "recsys-tf" if "recsys-tf" in KernelSpecManager().find_kernel_specs() else "python3"
     except Exception:  # pragma: no cover - jupyter_client missing or broken: papermill will say so
-        return None
+        return "python3"
 
 
 def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,

@@ -32,10 +32,38 @@ DATA_ENV, CACHE_ENV, OFFLINE_ENV = "RECSYS_TF_DATA", "RECSYS_TF_CACHE", "RECSYS_
 TIMEOUT_ENV, DEADLINE_ENV = "RECSYS_TF_DOWNLOAD_TIMEOUT", "RECSYS_TF_DOWNLOAD_DEADLINE"
 
 
+REPO = Path(__file__).resolve().parents[2]  # the repository root, when the kit runs from a checkout
+
+
 def data_dir() -> Path | None:
-    """The local-data directory named by ``$RECSYS_TF_DATA``, or None when unset."""
+    """The local-data directory, as an absolute path, found the same way by every entry point.
+
+    ``$RECSYS_TF_DATA`` when set: a relative value is taken from the current directory, or else
+    from the repository root (notebooks run inside ``notebooks/``, so ``RECSYS_TF_DATA=data`` set
+    at the top still works there). When unset: the repository's ``datasets/`` if it holds a data
+    set folder, else ``../shared/datasets`` beside the repository if it exists, else None.
+    """
     value = os.environ.get(DATA_ENV)
-    return Path(value).expanduser() if value else None
+    if value:
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return path
+        here = Path.cwd() / path
+        return (here if here.exists() or not (REPO / path).exists() else REPO / path).resolve()
+    own = REPO / "datasets"
+    if own.is_dir() and any(p.is_dir() for p in own.iterdir()):
+        return own
+    shared = REPO.parent / "shared" / "datasets"
+    return shared if shared.is_dir() else None
+
+
+def export_data_dir() -> Path | None:
+    """Set ``$RECSYS_TF_DATA`` to :func:`data_dir`'s absolute path, so processes started from here
+    (Jupyter kernels, whose working directory is ``notebooks/``) find the same data."""
+    found = data_dir()
+    if found is not None:
+        os.environ[DATA_ENV] = str(found)
+    return found
 
 
 def cache_dir() -> Path:
@@ -207,7 +235,7 @@ def fetch(dataset: str | DatasetSpec, filename: str, download: bool | None = Non
             return local
         looked.append(f"{local} (${DATA_ENV})")
     else:
-        looked.append(f"${DATA_ENV} (not set)")
+        looked.append(f"${DATA_ENV} (not set, and no datasets/ or ../shared/datasets beside the repository)")
     cached = cache_dir() / ds.name / filename
     if cached.exists():
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import html
 import json
 import os
 import sys
@@ -96,12 +97,30 @@ def to_html(executed: Path, html_dir: Path) -> Path:
     return page
 
 
+def status_of(results: dict[str, Any]) -> str:
+    """``ok``, or ``fallback: ...`` when the notebook recorded that it used a substitute or skipped a part."""
+    fallbacks = results.get("fallbacks") or []
+    return "ok" if not fallbacks else "fallback: " + "; ".join(fallbacks)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """Which cell failed and with what error (papermill's own message says only "PapermillExecutionError")."""
+    cell = getattr(exc, "cell_index", None)
+    if cell is None:
+        return f"{type(exc).__name__}: {str(exc)[-1500:]}"
+    source = (getattr(exc, "source", "") or "").strip().splitlines()
+    excerpt = "\n    ".join(source[:6]) + ("\n    ..." if len(source) > 6 else "")
+    return (f"cell {cell} (execution count {getattr(exc, 'exec_count', '?')}) failed with "
+            f"{getattr(exc, 'ename', '?')}: {getattr(exc, 'evalue', '')}\n    {excerpt}")  # fmt: skip
+
+
 def _summary_markdown(runs: list[dict[str, Any]]) -> str:
     lines = ["# recsys-tf course run", "", f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S')}", ""]
     lines += ["| notebook | status | seconds | recorded results |", "|---|---|---|---|"]
     for r in runs:
         res = "; ".join(f"{k} = {_fmt(v)}" for k, v in r.get("results", {}).items() if not isinstance(v, (list, dict)))
-        lines.append(f"| {r['notebook']} | {r['status']} | {r.get('seconds', '')} | {res} |")
+        status = r["status"] if "error" not in r else f"{r['status']}: {r['error'].splitlines()[0]}"
+        lines.append(f"| {r['notebook']} | {status.replace('|', '/')} | {r.get('seconds', '')} | {res} |")
     return "\n".join(lines) + "\n"
 
 
@@ -112,25 +131,31 @@ def _fmt(v: Any) -> str:
 def run_course(out: Path, only: str | None = None, parameters: dict[str, Any] | None = None,
                kernel: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Execute, render and summarise; failures are reported and the others still run."""
+    from recsys_tf.data.download import export_data_dir
+
+    export_data_dir()  # kernels run in notebooks/: give them the absolute local-data directory
     runs = []
     books = list_notebooks(only=only)
     if not books:
         raise SystemExit(f"no notebook in {NOTEBOOKS} matches {only!r}")
     for nb in books:
         print(f"[course] {nb.name} ...", flush=True)
+        started = time.perf_counter()
         try:
             run = execute(nb, out / "executed", parameters, kernel)
-            run["status"] = "ok"
+            run["status"] = status_of(run["results"])
         except Exception as exc:  # report and continue with the next notebook
-            run = {"notebook": nb.name, "status": f"FAILED: {type(exc).__name__}", "error": str(exc)[-2000:],
-                   "path": str(out / "executed" / nb.name)}  # fmt: skip
+            run = {"notebook": nb.name, "status": f"FAILED: {type(exc).__name__}", "error": describe_failure(exc),
+                   "path": str(out / "executed" / nb.name), "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
         if Path(run["path"]).exists():
             to_html(Path(run["path"]), out / "html")
         print(f"[course] {nb.name}: {run['status']} in {run.get('seconds', '?')} s", flush=True)
+        if "error" in run:
+            print(f"[course] {run['error']}\n[course] the executed notebook, with the failing cell: {run['path']}", flush=True)
         runs.append(run)
     atomic_write(out / "results.json", json.dumps(runs, indent=2))
     atomic_write(out / "results.md", _summary_markdown(runs))
-    links = "".join(f'<li><a href="{r["notebook"][:-6]}.html">{r["notebook"]}</a> ({r["status"]})</li>' for r in runs)
+    links = "".join(f'<li><a href="{r["notebook"][:-6]}.html">{r["notebook"]}</a> ({html.escape(r["status"])})</li>' for r in runs)
     (out / "html").mkdir(parents=True, exist_ok=True)
     atomic_write(out / "html" / "index.html", f"<h1>recsys-tf course</h1><ol>{links}</ol>")
     return runs
@@ -153,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     runs = run_course(args.out, args.only, dict(_parse_param(p) for p in args.param), args.kernel)
     print((args.out / "results.md").read_text())
-    return 0 if all(r["status"] == "ok" for r in runs) else 1
+    return 1 if any(r["status"].startswith("FAILED") for r in runs) else 0
 
 
 if __name__ == "__main__":

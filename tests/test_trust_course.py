@@ -1,0 +1,93 @@
+"""Data is found the same way everywhere, a fallback is never reported as "ok", failures name their cell."""
+
+from __future__ import annotations
+
+import os
+
+import nbformat
+import pytest
+
+from recsys_tf.course import ROOT, describe_failure, list_notebooks, run_course, status_of
+from recsys_tf.data import download as dl
+from recsys_tf.data.choice import check_dataset, implicit_data
+from recsys_tf.errors import DataError
+from recsys_tf.lab import lab_command
+
+
+def test_a_relative_data_dir_is_found_from_the_notebooks_folder_too(monkeypatch):
+    monkeypatch.setenv("RECSYS_TF_DATA", "datasets")  # relative to the repository root
+    monkeypatch.chdir(ROOT / "notebooks")  # where Jupyter kernels run
+    assert dl.data_dir() == ROOT / "datasets"
+    monkeypatch.chdir(ROOT)
+    assert dl.data_dir() == ROOT / "datasets"
+    assert dl.export_data_dir() == ROOT / "datasets" and os.environ["RECSYS_TF_DATA"] == str(ROOT / "datasets")
+
+
+def test_a_relative_data_dir_that_exists_here_wins(tmp_path, monkeypatch):
+    (tmp_path / "mine").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_TF_DATA", "mine")
+    assert dl.data_dir() == tmp_path / "mine"
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "datasets").is_dir(), reason="no ../shared/datasets here")
+def test_unset_data_dir_defaults_to_shared_datasets_for_every_entry_point(monkeypatch):
+    monkeypatch.delenv("RECSYS_TF_DATA")
+    assert dl.data_dir() == ROOT.parent / "shared" / "datasets"
+
+
+def test_unknown_dataset_names_the_allowed_ones():
+    with pytest.raises(DataError, match=r"DATASET = 'movielens-5m'.*\['movielens-100k', 'movielens-latest-small'"):
+        implicit_data("movielens-5m")
+    assert check_dataset("shop") == "shop"
+
+
+def test_a_missing_real_data_set_falls_back_and_says_so(monkeypatch, tmp_path, capsys):
+    from recsys_tf import results
+
+    monkeypatch.setenv("RECSYS_TF_DATA", str(tmp_path))  # nothing there, and downloads are off
+    monkeypatch.setattr(results, "RECORDED", {})
+    got = implicit_data("movielens-100k", size="tiny")
+    assert got.dataset == "shop" and "movielens-100k is not available" in got.fallback
+    assert "NOTE: movielens-100k is not available" in capsys.readouterr().out
+    assert status_of(results.RECORDED).startswith("fallback: movielens-100k is not available")
+    assert status_of({"x": 1}) == "ok"
+
+
+def test_a_failure_names_the_cell_and_the_error():
+    from papermill.exceptions import PapermillExecutionError
+
+    exc = PapermillExecutionError(cell_index=4, exec_count=3, source="x = 1\nload(DATASET)", ename="DataError",
+                                  evalue="DATASET = 'x' is not one this notebook knows", traceback=[])  # fmt: skip
+    text = describe_failure(exc)
+    assert "cell 4 (execution count 3) failed with DataError: DATASET = 'x'" in text and "load(DATASET)" in text
+
+
+def test_lab_starts_as_root_where_jupyter_would_refuse(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert "--allow-root" in lab_command(["notebooks/"])
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "--allow-root" not in lab_command(["notebooks/"])
+
+
+def test_notebooks_name_the_kernel_the_readme_names():
+    readme = (ROOT / "README.md").read_text()
+    for path in list_notebooks():
+        spec = nbformat.read(path, as_version=4).metadata["kernelspec"]
+        assert spec["name"] == "recsys-tf" and spec["display_name"] in readme
+
+
+@pytest.mark.notebook
+def test_the_course_runner_reports_fallbacks_and_failing_cells(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RECSYS_TF_DATA", str(tmp_path / "empty"))
+    params = {"SIZE": "tiny", "N_NEG": 20}
+    runs = run_course(tmp_path / "build", only="03_", parameters={**params, "DATASET": "movielens-100k"})
+    assert runs[0]["status"].startswith("fallback: movielens-100k is not available")
+    summary = (tmp_path / "build" / "results.md").read_text()
+    assert "| 03_baselines_and_evaluation.ipynb | fallback: movielens-100k is not available" in summary
+    assert "fallback: movielens-100k" in (tmp_path / "build" / "html" / "index.html").read_text()
+    runs = run_course(tmp_path / "build2", only="03_", parameters={**params, "DATASET": "movielens-latest"})
+    assert runs[0]["status"] == "FAILED: PapermillExecutionError"
+    out = capsys.readouterr().out
+    assert "failed with DataError: DATASET = 'movielens-latest' is not one this notebook knows" in out
+    assert str(tmp_path / "build2" / "executed" / "03_baselines_and_evaluation.ipynb") in out

@@ -17,7 +17,7 @@ from recsys_tf.data.sampling import Strategy, pair_keys, sample_candidates
 from recsys_tf.data.schema import ITEM, USER, validate_interactions
 from recsys_tf.data.split import leave_last_out
 from recsys_tf.errors import DataError
-from recsys_tf.metrics import sampled_metrics
+from recsys_tf.metrics import sampled_metrics, sampled_ranks
 
 
 @dataclass
@@ -51,12 +51,14 @@ def ncf_split(df: pd.DataFrame, n_neg: int = 99, n_val: int = 0, strategy: Strat
     return CandidateSplit(split.train, split.val, split.test, items[cand])
 
 
-def evaluate_sampled(model, test: pd.DataFrame, candidates: np.ndarray, k: int = 10) -> dict[str, float]:
+def evaluate_sampled(model, test: pd.DataFrame, candidates: np.ndarray, k: int = 10,
+                     per_user: bool = False) -> dict[str, float] | pd.DataFrame:  # fmt: skip
     """HR@k, NDCG@k, MRR and AUC of ``model`` on sampled candidates (see :func:`recsys_tf.metrics.sampled_metrics`).
 
     ``test``: one row per user (``user_id``); ``candidates``: raw item ids, the held-out item in
     column 0. Candidates the model does not know (items absent from its training data) get the
-    lowest score and are counted in ``n_unknown_candidates``.
+    lowest score and are counted in ``n_unknown_candidates``. ``per_user=True``: one row per
+    test user (``rank``, ``hit_rate@k``, ``ndcg@k``) for paired tests between models.
     """
     validate_interactions(test, "test")
     if len(test) != len(candidates):
@@ -66,6 +68,11 @@ def evaluate_sampled(model, test: pd.DataFrame, candidates: np.ndarray, k: int =
     known = i >= 0
     scores = np.full(len(i), -np.inf)
     scores[known] = model._score_codes(u[known], i[known])
+    if per_user:
+        rank = sampled_ranks(scores.reshape(candidates.shape), candidates)
+        hit = rank <= k
+        return pd.DataFrame({"rank": rank, f"hit_rate@{k}": hit.astype(float),
+                             f"ndcg@{k}": np.where(hit, 1 / np.log2(rank + 1), 0.0)}, index=test[USER].to_numpy())  # fmt: skip
     out = sampled_metrics(scores.reshape(candidates.shape), candidates, k=k)
     out["n_unknown_candidates"] = int((~known).sum())
     return out

@@ -20,7 +20,7 @@ from recsys_tf.data.encoding import InteractionEncoder
 from recsys_tf.data.sampling import pair_keys
 from recsys_tf.data.schema import ITEM, LABEL, RATING, USER, numeric_values, validate_interactions
 from recsys_tf.errors import DataError
-from recsys_tf.metrics import Relevance, ranking_metrics
+from recsys_tf.metrics import Relevance, per_user_metric, ranking_metrics
 
 
 def check_k(k: Any, name: str = "k") -> int:
@@ -245,11 +245,14 @@ class Recommender(ABC):
         scores[rows, flat % self.n_items] = -np.inf
 
     # --- evaluating ----------------------------------------------------------------------
-    def evaluate(self, test: pd.DataFrame, k: int = 10, exclude_seen: bool = True) -> dict[str, float]:
+    def evaluate(self, test: pd.DataFrame, k: int = 10, exclude_seen: bool = True,
+                 per_user: bool = False) -> dict[str, float] | pd.DataFrame:  # fmt: skip
         """Full-ranking top-``k`` metrics on ``test`` (all items ranked, training items masked).
 
         Test rows of users or items unknown to the model are counted in ``n_unknown_rows`` and
-        left out (they need a cold-start model), never silently scored.
+        left out (they need a cold-start model), never silently scored. ``per_user=True`` returns
+        one row per evaluated user (indexed by raw user id) instead of the means: the input of
+        confidence intervals and paired tests (:mod:`recsys_tf.metrics`).
         """
         self._check_fitted()
         k = check_k(k)
@@ -263,6 +266,10 @@ class Recommender(ABC):
         rows = np.searchsorted(users, u[known])
         rel = Relevance.from_pairs(rows, i[known], len(users), self.n_items)
         idx, _ = self._top_k_codes(users, k, exclude_seen)
+        if per_user:
+            names = ("precision", "recall", "hit_rate", "ndcg", "map", "mrr")
+            return pd.DataFrame({f"{m}@{k}": per_user_metric(idx, rel, m, k) for m in names},
+                                index=pd.Index(self.encoder_.users.inverse_transform(users), name=USER))  # fmt: skip
         metrics = ranking_metrics(idx, rel, k=k)
         metrics["n_unknown_rows"] = int((~known).sum())
         return metrics

@@ -66,11 +66,13 @@ def test_implicit_training_warns_that_negative_rows_count_as_positives():
     df = _log().assign(label=1.0)
     df.loc[:2, "label"] = 0.0
     with pytest.warns(UserWarning, match=r"3 row\(s\) have label <= 0 and are counted as positives"):
-        Popularity().fit(df)
+        model = Popularity().fit(df)
+    assert model.counts_.sum() == len(df)  # what the warning says: every row, negatives included, is a positive
     df = _log()
     df.loc[0, "rating"] = -1.0
-    with pytest.warns(UserWarning, match="rating < 0"):
+    with pytest.warns(UserWarning, match="rating < 0") as caught:
         ItemKNN().fit(df)
+    assert len(caught) == 1
 
 
 def test_infinite_content_features_are_refused():
@@ -298,6 +300,7 @@ def test_mmr_does_not_clip_negative_similarities():
 
 
 def test_no_warning_on_clean_data():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         Popularity().fit(_log().assign(label=1.0))
+    assert [str(w.message) for w in caught] == []

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import warnings
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -431,42 +432,37 @@ def _copy_verified(folder: Path, into: Path) -> None:
         target.write_bytes(data)
 
 
-class verified_copy:
-    """Context manager: a private copy of a saved folder whose every file matched the manifest.
+@contextmanager
+def verified_copy(folder: Path, tries: int = 40) -> Iterator[Path]:
+    """A private copy of a saved folder whose every file matched the manifest, removed afterwards.
 
-    A save swapping the folder meanwhile shows up as a mismatch; the read is retried for a few
-    seconds, then reported as a damaged model.
+    A save swapping the folder meanwhile shows up as a mismatch; the read is then retried for up
+    to two seconds, and a mismatch that persists with no save in progress is a damaged model.
     """
+    import shutil
+    import tempfile
+    import time
 
-    def __init__(self, folder: Path, tries: int = 40) -> None:
-        self.folder, self.tries = folder, tries
-
-    def __enter__(self) -> Path:
-        import shutil
-        import tempfile
-        import time
-
-        last = None
-        for attempt in range(self.tries):
-            self._tmp = Path(tempfile.mkdtemp(prefix="recsys_tf_load_"))
-            try:
-                _copy_verified(self.folder, self._tmp)
-                return self._tmp
-            except _Torn as exc:
-                last = exc
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                saving = any(self.folder.parent.glob(f".{self.folder.name}.*"))
-                if attempt >= 2 and not saving:  # nothing is being saved: the damage is real
-                    break
-                time.sleep(0.05)
-            except BaseException:
-                shutil.rmtree(self._tmp, ignore_errors=True)
-                raise
-        if last is not None and last.final:
-            raise DataError(str(last))
-        raise DataError(f"{self.folder}: damaged saved model ({last}); restore it or save it again.")
-
-    def __exit__(self, *exc: Any) -> None:
-        import shutil
-
-        shutil.rmtree(self._tmp, ignore_errors=True)
+    last: _Torn | None = None
+    for attempt in range(tries):
+        tmp = Path(tempfile.mkdtemp(prefix="recsys_tf_load_"))
+        try:
+            _copy_verified(folder, tmp)
+        except _Torn as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            last = exc
+            if attempt >= 2 and not any(folder.parent.glob(f".{folder.name}.*")):  # no save in progress
+                break
+            time.sleep(0.05)
+            continue
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    if last is not None and last.final:
+        raise DataError(str(last))
+    raise DataError(f"{folder}: damaged saved model ({last}); restore it or save it again.")

@@ -236,14 +236,19 @@ class Recommender(ABC):
                             f"{self.item_ids[rows][:5].tolist()}, column(s) {list(got.columns[bad.any(axis=0)])[:5]}.")  # fmt: skip
         return matrix
 
-    def _mask_seen(self, scores: np.ndarray, user_codes: np.ndarray) -> None:
+    def _seen_cells(self, user_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row in ``user_codes``, item code) of every training interaction of those users, vectorized."""
         lo = np.searchsorted(self.seen_, user_codes * self.n_items)
         hi = np.searchsorted(self.seen_, (user_codes + 1) * self.n_items)
         counts = hi - lo
         rows = np.repeat(np.arange(len(user_codes)), counts)
         # positions lo[r] .. hi[r]-1 of every row r, as one flat index
         flat = self.seen_[np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
-        scores[rows, flat % self.n_items] = -np.inf
+        return rows, flat % self.n_items
+
+    def _mask_seen(self, scores: np.ndarray, user_codes: np.ndarray) -> None:
+        rows, items = self._seen_cells(user_codes)
+        scores[rows, items] = -np.inf
 
     # --- evaluating ----------------------------------------------------------------------
     def evaluate(self, test: pd.DataFrame, k: int = 10, exclude_seen: bool = True,

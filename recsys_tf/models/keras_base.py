@@ -8,6 +8,7 @@ the logit (``loss="bce"``, NCF's log loss). Explicit feedback regresses the ``ra
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,22 @@ from recsys_tf.models.base import Recommender
 from recsys_tf.utils import progress
 
 Feedback = Literal["explicit", "implicit"]
+
+
+def _eval_floats() -> int:
+    """How many floats one evaluation batch may hold: ``$RECSYS_TF_EVAL_FLOATS``, else by device."""
+    import os
+
+    if os.environ.get("RECSYS_TF_EVAL_FLOATS"):
+        return int(os.environ["RECSYS_TF_EVAL_FLOATS"])
+    return 2**25 if _on_cpu() else 2**29
+
+
+@functools.lru_cache(maxsize=None)
+def _on_cpu() -> bool:
+    from recsys_tf.speed import device_name
+
+    return "CPU" in device_name()
 
 
 class KerasRecommender(Recommender):
@@ -49,6 +66,7 @@ class KerasRecommender(Recommender):
     """
 
     net_class: type | None = None
+    device_min_users = 32  # evaluate / recommend for at least this many users score on the device
     _param_names: tuple[str, ...] = ("feedback", "loss", "n_neg", "epochs", "batch_size", "learning_rate", "l2",
                                      "seed", "patience", "mixed_precision", "rating_scale")  # fmt: skip
 
@@ -202,6 +220,54 @@ class KerasRecommender(Recommender):
         return lambda: ("val_ndcg@10", self.evaluate(val, k=10)["ndcg@10"], True)
 
     # --- scoring ------------------------------------------------------------------------------
+    def _top_k_codes(self, user_codes: np.ndarray, k: int, exclude_seen: bool, batch_size: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Top-``k`` item codes on the device: score, mask and select in ``keras.ops``; only ``users x k`` comes back.
+
+        Same contract as the host path (:meth:`Recommender._top_k_codes`): ties to the lower item
+        code, NaN below every score, ``-1`` where a user has fewer than ``k`` unseen items. The
+        user batch is sized so that the widest intermediate (NeuMF's users x items x first-layer
+        block) stays within ``$RECSYS_TF_EVAL_FLOATS`` floats (2**25 on a CPU, 2**29 on a GPU).
+        On the PyTorch backend, whose top-k does not promise the tie order, and for fewer than
+        ``device_min_users`` users (one shopper's ``recommend``: a few eager device calls cost more
+        than the NumPy algebra), the host path is used; both give the same lists.
+        """
+        import keras
+        from keras import ops
+
+        from recsys_tf.models.base import check_k
+
+        if keras.backend.backend() not in ("tensorflow", "jax") or len(user_codes) < self.device_min_users:
+            return super()._top_k_codes(user_codes, k, exclude_seen, batch_size or 1024)
+        k = min(check_k(k), self.n_items)
+        per_user = self.n_items * max(int(getattr(self.net_, "pair_width", 1)), 1)
+        batch = batch_size or max(1, min(len(user_codes), _eval_floats() // per_user))
+        low = float(-np.finfo(np.float32).max)  # NaN scores are moved here: below every real score, above -inf
+        out_i, out_v, n_nan = [], [], 0
+        for start in range(0, len(user_codes), batch):
+            users = user_codes[start : start + batch]
+            scores = self.net_.device_scores(ops.convert_to_tensor(users.astype("int32")))
+            nan = ops.isnan(scores)
+            n_nan += int(ops.convert_to_numpy(ops.sum(ops.cast(nan, "int32"))))
+            scores = ops.where(nan, low, scores)
+            if exclude_seen:
+                rows, items = self._seen_cells(users)
+                if len(rows):
+                    cells = ops.convert_to_tensor(np.stack([rows, items], axis=1).astype("int32"))
+                    scores = ops.scatter_update(scores, cells, ops.full((len(rows),), -np.inf, dtype="float32"))
+            vals, idx = ops.top_k(scores, k, sorted=True)
+            vals, idx = ops.convert_to_numpy(vals).astype(np.float64), ops.convert_to_numpy(idx).astype(np.int64)
+            idx[vals == -np.inf] = -1
+            vals[vals == low] = np.nan
+            out_i.append(idx)
+            out_v.append(vals)
+        if n_nan:
+            import warnings
+
+            warnings.warn(f"{type(self).__name__} produced {n_nan:,} NaN scores (did training diverge? lower the "
+                          f"learning rate); they rank last.", stacklevel=3)  # fmt: skip
+        return np.concatenate(out_i), np.concatenate(out_v)
+
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Full users x items scores from the weights, or pairwise scores through the network."""
         if items is None:

@@ -2,9 +2,15 @@
 
 Each takes an int tensor of shape ``(batch, 2)`` -- user code, item code -- and returns one score
 (a logit for implicit feedback, a rating for explicit feedback) per pair. ``full_scores`` computes
-the users x all-items score matrix from the weights with NumPy, using the algebra of each model
-(for MLP layers: the first layer's user and item halves are computed once each), which is far
-faster than pushing every pair through the network.
+the users x all-items score matrix from the weights with NumPy; ``device_scores`` computes the same
+block with ``keras.ops`` where the weights live (the GPU when there is one), so that evaluation can
+mask and select the top-k there too. Both use the algebra of each model rather than pushing every
+pair through the network. For an MLP the first layer splits over the concatenation:
+
+    relu(W [p_u; q_i] + b) = relu(W_u p_u + (W_i q_i + b))
+
+so ``W_i q_i + b`` is computed once per item and ``W_u p_u`` once per user, and a users x items
+block of the first layer is a broadcast add -- no pair is ever materialised.
 """
 
 from __future__ import annotations
@@ -52,12 +58,27 @@ class PairNet(keras.Model):
         self(np.zeros((1, 2), dtype="int32"))
         return self
 
+    # widest per-(user, item) intermediate of device_scores, in floats: sizes its user batches
+    pair_width = 1
+
     def full_scores(self, users: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
         """Users x all items scores through the network, in chunks of pairs (subclasses use faster algebra)."""
         n_items = self.cfg["n_items"]
         pairs = np.column_stack([np.repeat(users, n_items), np.tile(np.arange(n_items), len(users))]).astype("int32")
         out = [_np(self(pairs[s : s + chunk], training=False)) for s in range(0, len(pairs), chunk)]
         return np.concatenate(out).reshape(len(users), n_items)
+
+    def device_scores(self, users):
+        """Users x all items float32 scores as a backend tensor, computed on the weights' device."""
+        n_items = self.cfg["n_items"]
+        u = ops.repeat(ops.cast(users, "int32"), n_items)
+        i = ops.tile(ops.arange(n_items, dtype="int32"), [ops.shape(users)[0]])
+        return ops.reshape(ops.cast(self(ops.stack([u, i], axis=1), training=False), "float32"), (-1, n_items))
+
+
+def _w(x):
+    """A weight as float32 (mixed-precision models keep float32 weights; this makes it explicit)."""
+    return ops.cast(x, "float32")
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -100,6 +121,12 @@ class MFNet(PairNet):
             out += _np(self.bu.embeddings)[users] + _np(self.bi.embeddings)[:, 0][None, :]
         return out
 
+    def device_scores(self, users):
+        out = ops.matmul(ops.take(_w(self.p.embeddings), users, axis=0), ops.transpose(_w(self.q.embeddings))) + self.mu
+        if self.use_bias:
+            out = out + ops.take(_w(self.bu.embeddings), users, axis=0) + ops.transpose(_w(self.bi.embeddings))
+        return out
+
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class GMFNet(PairNet):
@@ -120,6 +147,13 @@ class GMFNet(PairNet):
     def full_scores(self, users: np.ndarray) -> np.ndarray:
         w, b = (_np(x) for x in self.out.weights)
         return (_np(self.p.embeddings)[users] * w[:, 0]) @ _np(self.q.embeddings).T + b[0]
+
+    def device_scores(self, users, w=None):
+        """``w``: output weights to use instead of this tower's own (NeuMF passes its share; no bias then)."""
+        own = w is None
+        w = _w(self.out.kernel) if own else w
+        out = ops.matmul(ops.take(_w(self.p.embeddings), users, axis=0) * w[:, 0], ops.transpose(_w(self.q.embeddings)))
+        return out + _w(self.out.bias)[0] if own else out
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -166,6 +200,29 @@ class MLPNet(PairNet):
         w, b = (_np(x) for x in self.out.weights)
         return np.concatenate([(h @ w)[..., 0] + b[0] for h in self.hidden_full(users)])
 
+    @property
+    def pair_width(self) -> int:
+        return int(self.cfg["layer_sizes"][1]) if len(self.cfg["layer_sizes"]) > 1 else 1
+
+    def device_hidden(self, users):
+        """Last hidden layer for users x all items (users x items x width), by the split first layer."""
+        d = self.cfg["layer_sizes"][0] // 2
+        h = ops.take(_w(self.p.embeddings), users, axis=0)
+        if self.tower:
+            w0, b0 = _w(self.tower[0].kernel), _w(self.tower[0].bias)
+            item_part = ops.matmul(_w(self.q.embeddings), w0[d:]) + b0  # items x h1, once
+            h = ops.relu(ops.matmul(h, w0[:d])[:, None, :] + item_part[None, :, :])
+            for dense in self.tower[1:]:
+                h = ops.relu(ops.matmul(h, _w(dense.kernel)) + _w(dense.bias))
+        else:  # no hidden layer: the concatenation itself
+            n = ops.shape(_w(self.q.embeddings))[0]
+            h = ops.concatenate([ops.repeat(h[:, None, :], n, axis=1),
+                                 ops.repeat(_w(self.q.embeddings)[None], ops.shape(h)[0], axis=0)], axis=-1)  # fmt: skip
+        return h
+
+    def device_scores(self, users):
+        return ops.matmul(self.device_hidden(users), _w(self.out.kernel))[..., 0] + _w(self.out.bias)[0]
+
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class NeuMFNet(PairNet):
@@ -190,6 +247,16 @@ class NeuMFNet(PairNet):
         gmf = (_np(self.gmf.p.embeddings)[users] * w[:f, 0]) @ _np(self.gmf.q.embeddings).T
         mlp = np.concatenate([(h @ w[f:])[..., 0] for h in self.mlp.hidden_full(users)])
         return gmf + mlp + b[0]
+
+    @property
+    def pair_width(self) -> int:
+        return self.mlp.pair_width
+
+    def device_scores(self, users):
+        w, f = _w(self.out.kernel), self.cfg["factors"]
+        gmf = self.gmf.device_scores(users, w=w[:f])
+        mlp = ops.matmul(self.mlp.device_hidden(users), w[f:])[..., 0]
+        return gmf + mlp + _w(self.out.bias)[0]
 
     def load_pretrained(self, gmf: GMFNet, mlp: MLPNet, alpha: float = 0.5) -> None:
         """Initialise from trained GMF and MLP (the paper's pre-training): copy both towers and set the
@@ -282,3 +349,8 @@ class HybridNet(PairNet):
     def full_scores(self, users: np.ndarray) -> np.ndarray:
         q = self.all_item_vectors()
         return _np(self.p.embeddings)[users] @ q.T + _np(self.bu.embeddings)[users] + _np(self.bi.embeddings)[:, 0][None, :]
+
+    def device_scores(self, users):
+        q = ops.convert_to_tensor(self.all_item_vectors(), "float32")
+        return (ops.matmul(ops.take(_w(self.p.embeddings), users, axis=0), ops.transpose(q))
+                + ops.take(_w(self.bu.embeddings), users, axis=0) + ops.transpose(_w(self.bi.embeddings)))  # fmt: skip

@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_train.py
 	KERAS_BACKEND=jax $(PY) bench/bench_train.py
+	$(PY) bench/bench_eval.py
+	KERAS_BACKEND=jax $(PY) bench/bench_eval.py
 	$(PY) bench/bench_rerank.py
 	$(PY) bench/bench_features.py
 

@@ -44,6 +44,7 @@ CHECKS = {
     },
     "06_training_on_gpu": {
         "best_samples_per_s": _between(1_000, 10**9), "backends_measured": lambda v: "tensorflow" in v,
+        "eval_same_lists": _between(0.999, 1), "eval_seconds": lambda v: set(v) == {"host (NumPy)", "device (keras.ops)"},
     },
     "07_text_features": {
         "tfidf_category_agreement": _between(0.2, 1), "pretrained_text_used": lambda v: isinstance(v, bool),

@@ -34,6 +34,20 @@ def _eval_floats() -> int:
     return 2**25 if _on_cpu() else 2**29
 
 
+def _full_float32_matmuls():
+    """On JAX, float32 products in full precision while evaluating: XLA's default on recent NVIDIA GPUs
+    is TF32 (10-bit mantissa), which moves scores by ~1e-4 and reorders near-ties in the top-k."""
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_matmul_precision("highest")
+    return contextlib.nullcontext()
+
+
 @functools.lru_cache(maxsize=None)
 def _on_cpu() -> bool:
     from recsys_tf.speed import device_name
@@ -233,13 +247,18 @@ class KerasRecommender(Recommender):
         than the NumPy algebra), the host path is used; both give the same lists.
         """
         import keras
-        from keras import ops
 
         from recsys_tf.models.base import check_k
 
         if keras.backend.backend() not in ("tensorflow", "jax") or len(user_codes) < self.device_min_users:
             return super()._top_k_codes(user_codes, k, exclude_seen, batch_size or 1024)
-        k = min(check_k(k), self.n_items)
+        with _full_float32_matmuls():
+            return self._device_top_k(user_codes, min(check_k(k), self.n_items), exclude_seen, batch_size)
+
+    def _device_top_k(self, user_codes: np.ndarray, k: int, exclude_seen: bool, batch_size: int | None
+                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        from keras import ops
+
         per_user = self.n_items * max(int(getattr(self.net_, "pair_width", 1)), 1)
         batch = batch_size or max(1, min(len(user_codes), _eval_floats() // per_user))
         low = float(-np.finfo(np.float32).max)  # NaN scores are moved here: below every real score, above -inf
@@ -265,7 +284,7 @@ class KerasRecommender(Recommender):
             import warnings
 
             warnings.warn(f"{type(self).__name__} produced {n_nan:,} NaN scores (did training diverge? lower the "
-                          f"learning rate); they rank last.", stacklevel=3)  # fmt: skip
+                          f"learning rate); they rank last.", stacklevel=4)  # fmt: skip
         return np.concatenate(out_i), np.concatenate(out_v)
 
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

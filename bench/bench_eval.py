@@ -14,7 +14,6 @@ MF <= 0.3 s; one user's top-10 <= 5 ms on the CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,8 +21,7 @@ import keras
 import numpy as np
 
 from recsys_tf.models import MatrixFactorization, NeuMF, Recommender
-from recsys_tf.speed import device_name, ml1m_shaped_log
-from recsys_tf.utils import atomic_write
+from recsys_tf.speed import device_name, ml1m_shaped_log, write_bench
 
 OUT = Path(__file__).parent / "results"
 
@@ -62,11 +60,7 @@ def main() -> None:
         res[f"{name}: recommend_one_user_ms"] = round(1000 * _median_seconds(lambda m=model: m.recommend(one, 10), 50), 3)
         res[f"{name}: same lists on device and host"] = float((device_i == host_i).mean())
         print(name, {k.split(": ")[1]: v for k, v in res.items() if k.startswith(name)}, flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    kind = "gpu" if "CPU" not in dev else "cpu"
-    path = OUT / f"eval-{keras.backend.backend()}-{kind}.json"
-    atomic_write(path, json.dumps(res, indent=2))
-    print(f"wrote {path}")
+    write_bench(res, "eval", OUT)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ and metrics, for MF and NeuMF trained one epoch on an ML-1M-shaped synthetic log
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -23,8 +22,7 @@ import keras
 import numpy as np
 
 from recsys_tf.models import MatrixFactorization, NeuMF
-from recsys_tf.speed import device_name, full_ranking_seconds, ml1m_shaped_log, neumf_net, training_throughput
-from recsys_tf.utils import atomic_write
+from recsys_tf.speed import device_name, full_ranking_seconds, ml1m_shaped_log, neumf_net, training_throughput, write_bench
 
 OUT = Path(__file__).parent / "results"
 
@@ -68,11 +66,7 @@ def main() -> None:
             secs, m = full_ranking_seconds(model, last)
             res[f"full_ranking_eval_s {name}"] = round(secs, 3)
             print(f"{name}: full-ranking evaluation of {m['n_users']:,} users x {model.n_items:,} items in {secs:.2f} s", flush=True)
-    OUT.mkdir(parents=True, exist_ok=True)
-    kind = "gpu" if "CPU" not in dev else "cpu"
-    path = OUT / f"train-{keras.backend.backend()}-{kind}.json"
-    atomic_write(path, json.dumps(res, indent=2))
-    print(f"wrote {path}")
+    write_bench(res, "train", OUT)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -94,6 +95,21 @@ def full_ranking_seconds(model, test: pd.DataFrame, k: int = 10) -> tuple[float,
     start = time.perf_counter()
     metrics = model.evaluate(test, k=k)
     return time.perf_counter() - start, metrics
+
+
+def write_bench(res: dict, stem: str, folder: Path) -> Path:
+    """Write a benchmark's JSON as ``<stem>-<backend>-<cpu|gpu>.json`` in ``folder`` (atomically), named by its device."""
+    import json
+
+    import keras
+
+    from recsys_tf.utils import atomic_write
+
+    kind = "gpu" if "CPU" not in res["device"] else "cpu"
+    path = Path(folder) / f"{stem}-{keras.backend.backend()}-{kind}.json"
+    atomic_write(path, json.dumps(res, indent=2))
+    print(f"wrote {path}")
+    return path
 
 
 def neumf_net(n_users: int, n_items: int):

@@ -199,10 +199,14 @@ class Recommender(ABC):
             v[v == -np.finfo(np.float64).max] = np.nan
             out_i.append(i)
             out_v.append(v)
+        self._warn_nan(n_nan)
+        return np.concatenate(out_i), np.concatenate(out_v)
+
+    def _warn_nan(self, n_nan: int) -> None:
+        """Say that a diverged model's NaN scores were ranked last (by both top-k paths)."""
         if n_nan:
             warnings.warn(f"{type(self).__name__} produced {n_nan:,} NaN scores (did training diverge? lower the "
-                          f"learning rate); they rank last.", stacklevel=3)  # fmt: skip
-        return np.concatenate(out_i), np.concatenate(out_v)
+                          f"learning rate); they rank last.", stacklevel=4)  # fmt: skip
 
     def _history_codes(self, histories) -> tuple[np.ndarray, np.ndarray]:
         """Item codes of several shoppers' histories (raw ids), flat, and each history's length."""

@@ -280,11 +280,7 @@ class KerasRecommender(Recommender):
             vals[vals == low] = np.nan
             out_i.append(idx)
             out_v.append(vals)
-        if n_nan:
-            import warnings
-
-            warnings.warn(f"{type(self).__name__} produced {n_nan:,} NaN scores (did training diverge? lower the "
-                          f"learning rate); they rank last.", stacklevel=4)  # fmt: skip
+        self._warn_nan(n_nan)
         return np.concatenate(out_i), np.concatenate(out_v)
 
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

@@ -125,3 +125,22 @@ def test_the_generic_full_scores_agree_with_the_fast_algebra(implicit_log):
     model = NeuMF(factors=4, layers=(8, 4), epochs=1, verbose=False).fit(implicit_log)
     users = np.arange(3)
     assert np.allclose(PairNet.full_scores(model.net_, users), model.net_.full_scores(users), atol=1e-5)
+
+
+def test_itemknn_keeps_the_target_items_neighbours_by_default_and_offers_the_history_convention():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"user_id": rng.integers(0, 40, 400), "item_id": rng.integers(0, 25, 400)}).drop_duplicates()
+    target, history = ItemKNN(k=3, shrink=0.0).fit(df), ItemKNN(k=3, shrink=0.0, neighbours="history").fit(df)
+    x = target.x_.toarray().astype(float)
+    norms = np.sqrt(x.sum(axis=0))
+    full = (x.T @ x) / (np.outer(norms, norms) + 1e-12)
+    np.fill_diagonal(full, 0.0)
+    t, h = target.sim_.toarray(), history.sim_.toarray()
+    top3 = lambda v: np.sort(v)[::-1][:3]  # noqa: E731 - the 3 largest similarities, ties included
+    for j in range(full.shape[0]):  # column j of the target model: j's 3 most similar items; row j of the history one
+        assert np.allclose(top3(t[:, j]), top3(full[:, j]), atol=1e-6) and (t[:, j] > 0).sum() <= 3
+        assert np.allclose(top3(h[j]), top3(full[j]), atol=1e-6) and (h[j] > 0).sum() <= 3
+    assert np.allclose(target._score_codes(np.arange(5)), x[:5] @ t, atol=1e-5)
+    assert not np.allclose(t, h)
+    with pytest.raises(ValueError, match="'target' or 'history'"):
+        ItemKNN(neighbours="user")

@@ -1,7 +1,12 @@
 """Item-based k-nearest neighbours (Sarwar et al., WWW 2001; Deshpande & Karypis, TOIS 2004).
 
     sim(i, j) = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrink)         (cosine on binary columns)
-    score(u, j) = sum over the user's items i of sim(i, j), keeping each item's ``k`` nearest neighbours.
+    score(u, j) = sum over the user's items i in N_k(j) of sim(i, j)
+
+where ``N_k(j)`` are the ``k`` items most similar to the *target* item ``j`` -- the convention of
+RecBole and of Ferrari Dacrema et al. (TOIS 2021), the standard one. The other convention keeps
+each *history* item's ``k`` nearest neighbours (a history item i votes for j only if j is among
+i's k nearest); on ML-100K's NCF protocol it scores HR@10 about 0.05 lower.
 """
 
 from __future__ import annotations
@@ -24,16 +29,23 @@ def interaction_matrix(train: pd.DataFrame, n_users: int, n_items: int) -> sp.cs
 
 
 class ItemKNN(Recommender):
-    """Item-kNN with cosine similarity, ``k`` neighbours per item and a similarity ``shrink`` term."""
+    """Item-kNN with cosine similarity, ``k`` neighbours per item and a similarity ``shrink`` term.
+
+    ``neighbours``: ``"target"`` (default: each candidate item keeps its ``k`` most similar items,
+    as RecBole and Ferrari Dacrema et al.) or ``"history"`` (each item the user interacted with
+    keeps its ``k`` most similar items). RecBole's defaults are ``k=100, shrink=0``.
+    """
 
     name = "itemknn"
 
-    def __init__(self, k: int = 100, shrink: float = 10.0) -> None:
+    def __init__(self, k: int = 100, shrink: float = 10.0, neighbours: str = "target") -> None:
         super().__init__()
-        self.k, self.shrink = k, shrink
+        if neighbours not in ("target", "history"):
+            raise ValueError(f"neighbours must be 'target' or 'history', got {neighbours!r}.")
+        self.k, self.shrink, self.neighbours = k, shrink, neighbours
 
     def _state(self) -> dict:
-        return {"k": self.k, "shrink": self.shrink}
+        return {"k": self.k, "shrink": self.shrink, "neighbours": self.neighbours}
 
     def _fit(self, train: pd.DataFrame, **kwargs) -> None:
         self.x_ = interaction_matrix(train, self.n_users, self.n_items)
@@ -43,9 +55,11 @@ class ItemKNN(Recommender):
         sim /= np.outer(norms, norms) + self.shrink + 1e-12
         np.fill_diagonal(sim, 0.0)
         k = min(self.k, self.n_items - 1)
-        if k < self.n_items - 1:  # keep each item's k most similar items (row-wise top-k)
-            drop = np.argpartition(-sim, k, axis=1)[:, k:]
-            np.put_along_axis(sim, drop, 0.0, axis=1)
+        if k < self.n_items - 1:
+            # score(u, .) = x_u @ sim: row i holds history item i's votes, column j target j's neighbours
+            axis = 0 if self.neighbours == "target" else 1
+            drop = np.argpartition(-sim, k, axis=axis)[k:] if axis == 0 else np.argpartition(-sim, k, axis=1)[:, k:]
+            np.put_along_axis(sim, drop, 0.0, axis=axis)
         self.sim_ = sp.csr_matrix(sim.astype(np.float32))
 
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

@@ -94,3 +94,17 @@ print("same" if np.array_equal(a, b) else f"differ {a[:2]} {b[:2]}")
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=path)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.stdout.strip().endswith("same"), out.stdout[-500:] + out.stderr[-2000:]
+
+
+def test_the_xla_compiled_scoring_gives_the_same_lists_sees_further_training_and_saves(tmp_path):
+    model = NeuMF(factors=8, layers=(16, 8, 4), epochs=1, verbose=False).fit(_log())
+    model.xla_min_floats = 0  # compile even this small job
+    users = np.arange(model.n_users)
+    host_i, _ = Recommender._top_k_codes(model, users, 10, True)
+    assert np.array_equal(model._top_k_codes(users, 10, True)[0], host_i)
+    for w in model.net_.weights:  # change the weights: the compiled function must read the new values
+        w.assign(np.asarray(w.numpy()) * 1.5 + 0.01)
+    assert np.array_equal(model._top_k_codes(users, 10, True)[0], Recommender._top_k_codes(model, users, 10, True)[0])
+    model.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    assert np.array_equal(back._top_k_codes(users, 10, True)[0], model._top_k_codes(users, 10, True)[0])

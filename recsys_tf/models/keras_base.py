@@ -81,6 +81,7 @@ class KerasRecommender(Recommender):
 
     net_class: type | None = None
     device_min_users = 32  # evaluate / recommend for at least this many users score on the device
+    xla_min_floats = 2**24  # ... and compile the scoring with XLA (TensorFlow) when the job is this large
     _param_names: tuple[str, ...] = ("feedback", "loss", "n_neg", "epochs", "batch_size", "learning_rate", "l2",
                                      "seed", "patience", "mixed_precision", "rating_scale")  # fmt: skip
 
@@ -261,11 +262,12 @@ class KerasRecommender(Recommender):
 
         per_user = self.n_items * max(int(getattr(self.net_, "pair_width", 1)), 1)
         batch = batch_size or max(1, min(len(user_codes), _eval_floats() // per_user))
+        device_scores = self._compiled_scores() if len(user_codes) * per_user >= self.xla_min_floats else self.net_.device_scores
         low = float(-np.finfo(np.float32).max)  # NaN scores are moved here: below every real score, above -inf
         out_i, out_v, n_nan = [], [], 0
         for start in range(0, len(user_codes), batch):
             users = user_codes[start : start + batch]
-            scores = self.net_.device_scores(ops.convert_to_tensor(users.astype("int32")))
+            scores = device_scores(ops.convert_to_tensor(users.astype("int32")))
             nan = ops.isnan(scores)
             n_nan += int(ops.convert_to_numpy(ops.sum(ops.cast(nan, "int32"))))
             scores = ops.where(nan, low, scores)
@@ -282,6 +284,26 @@ class KerasRecommender(Recommender):
             out_v.append(vals)
         self._warn_nan(n_nan)
         return np.concatenate(out_i), np.concatenate(out_v)
+
+    def _compiled_scores(self):
+        """``net_.device_scores`` compiled once per network with XLA on TensorFlow (eager elsewhere).
+
+        Worth it for large evaluations only (``xla_min_floats``): it fuses NeuMF's users x items x
+        width block, ~1.7x faster per call on a 2-core CPU, after a compile of ~0.8 s that is paid
+        once per trained network (per-epoch validation reuses it). TensorFlow variables are read
+        when the function runs, so further training is seen.
+        """
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            return self.net_.device_scores
+        compiled = getattr(self.net_, "_recsys_xla_scores", None)
+        if compiled is None:
+            import tensorflow as tf
+
+            compiled = tf.function(self.net_.device_scores, jit_compile=True, reduce_retracing=True)
+            self.net_._recsys_xla_scores = compiled
+        return compiled
 
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         """Full users x items scores from the weights, or pairwise scores through the network."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from recsys_tf.data.download import fetch
 from recsys_tf.data.readers import read_table
-from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER
+from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER, not_int64
 from recsys_tf.errors import DataError
 
 
@@ -71,9 +71,9 @@ def read_ncf_negatives(path: str | Path, test: pd.DataFrame | None = None, n_neg
             f"{path}: expected '(user,item)' then {n_negatives} tab-separated item ids per line; "
             f"found {arr.shape[1] - 2} columns" + (f", short or non-numeric line(s) {list(bad)}" if len(bad) else "") + "."
         )
-    whole = (arr == np.round(arr)) & (np.abs(arr) < 2.0**63)
-    if not whole.all():
-        bad = np.flatnonzero(~whole.all(axis=1))[:5] + 1
+    cast_changes = not_int64(arr)
+    if cast_changes.any():
+        bad = np.flatnonzero(cast_changes.any(axis=1))[:5] + 1
         raise DataError(f"{path}: line(s) {list(bad)} hold ids that are not whole numbers within int64.")
     arr = arr.astype(np.int64)
     if test is not None:

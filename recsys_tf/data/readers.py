@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from recsys_tf.data.schema import not_int64
 from recsys_tf.errors import DataError
 
 _UNIT_SEP = "\x1f"  # stands in for multi-character separators such as MovieLens-1M's "::"
@@ -22,7 +23,6 @@ def _line_numbers(mask: np.ndarray, header: bool, limit: int = 5) -> str:
 
 
 _EXTRA = "__extra_field__"
-_INT64_LIMIT = 2.0**63
 
 
 def to_integers(values: pd.Series, path: str | Path, col: str, fmt: str, first_line: int = 1) -> np.ndarray:
@@ -34,7 +34,7 @@ def to_integers(values: pd.Series, path: str | Path, col: str, fmt: str, first_l
     if pd.api.types.is_signed_integer_dtype(nums.dtype):
         return nums.to_numpy(np.int64)
     f = nums.to_numpy(dtype="float64", na_value=np.nan)
-    bad = ~np.isfinite(f) | (f != np.round(f)) | (np.abs(f) >= _INT64_LIMIT)
+    bad = not_int64(f)
     if pd.api.types.is_unsigned_integer_dtype(nums.dtype):
         bad = nums.to_numpy() > np.iinfo(np.int64).max
     if bad.any():

@@ -108,6 +108,11 @@ def validate_interactions(
 _INT64_MAX = np.iinfo(np.int64).max
 
 
+def not_int64(values: np.ndarray) -> np.ndarray:
+    """Mask of float values that an int64 cast would change: fractions, NaN, infinities, |x| >= 2**63."""
+    return ~np.isfinite(values) | (values != np.round(values)) | (np.abs(values) >= 2.0**63)
+
+
 def check_ids(df: pd.DataFrame, col: str, what: str = "interactions") -> None:
     """Ids are whole numbers that fit in int64, or strings; anything a cast would silently change is refused.
 
@@ -117,8 +122,7 @@ def check_ids(df: pd.DataFrame, col: str, what: str = "interactions") -> None:
     raw = df[col]
     if pd.api.types.is_float_dtype(raw.dtype):
         vals = raw.to_numpy(dtype="float64", na_value=np.nan)
-        bad = np.isfinite(vals) & ((vals != np.round(vals)) | (np.abs(vals) >= 2.0**63))
-        bad |= np.isinf(vals)
+        bad = not_int64(vals) & ~np.isnan(vals)  # NaN ids are reported by validate_interactions
         if bad.any():
             raise DataError(
                 f"{what}: column {col!r} holds {int(bad.sum()):,} id(s) that are not whole numbers within int64 "
@@ -132,14 +136,11 @@ def check_ids(df: pd.DataFrame, col: str, what: str = "interactions") -> None:
                 f"{what}: column {col!r} holds {int(bad.sum()):,} id(s) above 2**63 - 1 ({_examples(df, bad, col)}), "
                 f"which would wrap negative as int64. Convert them to strings: df[{col!r}] = df[{col!r}].astype(str)."
             )
-    elif raw.dtype == object:
-        kinds = set(map(type, raw.dropna().head(100_000)))
-        mixed = len({"str" if issubclass(k, str) else "number" for k in kinds}) > 1
-        if mixed:
-            raise DataError(
-                f"{what}: column {col!r} mixes strings and numbers (e.g. 1 and '1' would be two ids). "
-                f"Use one type: df[{col!r}] = df[{col!r}].astype(str)."
-            )
+    elif raw.dtype == object and pd.api.types.infer_dtype(raw, skipna=True) in ("mixed-integer", "mixed"):
+        raise DataError(
+            f"{what}: column {col!r} mixes strings and numbers (e.g. 1 and '1' would be two ids). "
+            f"Use one type: df[{col!r}] = df[{col!r}].astype(str)."
+        )
 
 
 def time_values(df: pd.DataFrame, what: str = "interactions") -> np.ndarray:

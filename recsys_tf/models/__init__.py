@@ -7,9 +7,9 @@ import_keras_quietly()  # before the model modules import Keras: keeps TensorFlo
 from recsys_tf.models.base import Recommender, top_k  # noqa: E402
 from recsys_tf.models.content import ContentKNN  # noqa: E402
 from recsys_tf.models.hybrid import HybridRecommender  # noqa: E402
-from recsys_tf.models.mf import NMF, MatrixFactorization  # noqa: E402
+from recsys_tf.models.mf import NMF, MatrixFactorization, SVDpp  # noqa: E402
 from recsys_tf.models.ncf import GMF, MLP, NeuMF  # noqa: E402
 from recsys_tf.models.neighbors import EASE, ItemKNN  # noqa: E402
 from recsys_tf.models.popularity import Popularity  # noqa: E402
 
-__all__ = ["EASE", "ContentKNN", "GMF", "HybridRecommender", "ItemKNN", "MLP", "NMF", "MatrixFactorization", "NeuMF", "Popularity", "Recommender", "top_k"]
+__all__ = ["EASE", "ContentKNN", "GMF", "HybridRecommender", "ItemKNN", "MLP", "NMF", "MatrixFactorization", "NeuMF", "Popularity", "Recommender", "SVDpp", "top_k"]

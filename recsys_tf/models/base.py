@@ -262,13 +262,15 @@ class Recommender(ABC):
 
     # --- evaluating ----------------------------------------------------------------------
     def evaluate(self, test: pd.DataFrame, k: int = 10, exclude_seen: bool = True,
-                 per_user: bool = False) -> dict[str, float] | pd.DataFrame:  # fmt: skip
+                 per_user: bool = False, exclude: pd.DataFrame | None = None) -> dict[str, float] | pd.DataFrame:  # fmt: skip
         """Full-ranking top-``k`` metrics on ``test`` (all items ranked, training items masked).
 
         Test rows of users or items unknown to the model are counted in ``n_unknown_rows`` and
         left out (they need a cold-start model), never silently scored. ``per_user=True`` returns
         one row per evaluated user (indexed by raw user id) instead of the means: the input of
-        confidence intervals and paired tests (:mod:`recsys_tf.metrics`).
+        confidence intervals and paired tests (:mod:`recsys_tf.metrics`). ``exclude``: more
+        (user, item) pairs to mask besides the training ones -- the validation interactions, when
+        a test ranks "all items the user has not interacted with" (RecBole's full ranking).
         """
         self._check_fitted()
         k = check_k(k)
@@ -281,7 +283,17 @@ class Recommender(ABC):
             raise DataError("no test row has a user and item known to the model: nothing to evaluate.")
         rows = np.searchsorted(users, u[known])
         rel = Relevance.from_pairs(rows, i[known], len(users), self.n_items)
-        idx, _ = self._top_k_codes(users, k, exclude_seen)
+        seen = self.seen_
+        if exclude is not None and exclude_seen:
+            validate_interactions(exclude, "exclude")
+            codes = self.encoder_.transform(exclude, unknown="oov")
+            ok = (codes["user_idx"].to_numpy() >= 0) & (codes["item_idx"].to_numpy() >= 0)
+            extra = pair_keys(codes["user_idx"].to_numpy()[ok], codes["item_idx"].to_numpy()[ok], self.n_items)
+            self.seen_ = np.union1d(seen, extra)  # sorted, as _seen_cells needs
+        try:
+            idx, _ = self._top_k_codes(users, k, exclude_seen)
+        finally:
+            self.seen_ = seen
         if per_user:
             names = ("precision", "recall", "hit_rate", "ndcg", "map", "mrr")
             return pd.DataFrame({f"{m}@{k}": per_user_metric(idx, rel, m, k) for m in names},

@@ -1,4 +1,4 @@
-"""A compiled whole-epoch training loop for the JAX backend, with the data on the device.
+"""Compiled whole-epoch training loops, with the epoch's data resident as backend tensors.
 
 Keras ``fit`` feeds NumPy batches from the host one step at a time; for a model as small as
 NeuMF (under a million parameters) that input pipeline, not the arithmetic, limits the speed on a
@@ -6,6 +6,11 @@ GPU. Here the epoch's samples are moved to the device once and every step runs i
 ``jax.lax.scan`` compiled with ``jax.jit``, using Keras' stateless API
 (``model.stateless_call`` and ``optimizer.stateless_apply``) -- the model and optimizer stay
 ordinary Keras objects and the weights are written back after the epoch.
+
+On TensorFlow, :class:`TfEpochTrainer` does the same with one ``tf.function`` whose loop over the
+epoch's batches runs as a graph ``while`` loop: no Python between steps (Keras ``fit`` returns to
+Python every ``steps_per_execution`` batches and runs its callback machinery). NeuMF on a 2-core
+CPU: ~1.2 M samples/s against 0.74 M with ``fit`` (``bench/bench_train.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,75 @@ def available() -> bool:
     import keras
 
     return keras.backend.backend() == "jax"
+
+
+def trainer_for(net, optimizer, loss: Callable, batch_size: int):
+    """The compiled epoch trainer for the current backend (JAX or TensorFlow), or None for others."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return JaxEpochTrainer(net, optimizer, loss, batch_size)
+    if backend == "tensorflow":
+        return TfEpochTrainer(net, optimizer, loss, batch_size)
+    return None
+
+
+def _whole_batches(x: np.ndarray, batch_size: int) -> int:
+    steps = len(x) // batch_size
+    if steps == 0:
+        raise ValueError(f"fewer samples ({len(x)}) than one batch ({batch_size}).")
+    return steps
+
+
+class TfEpochTrainer:
+    """Train ``net`` with ``optimizer`` and ``loss`` one epoch per ``tf.function`` call (TensorFlow backend).
+
+    Unlike the JAX loop, nothing is dropped: the batches that do not fill a whole step (the last
+    partial one) run through the same compiled step after the loop (one extra trace per shape).
+    """
+
+    def __init__(self, net, optimizer, loss: Callable, batch_size: int) -> None:
+        import tensorflow as tf
+
+        self.net, self.batch_size = net, batch_size
+        optimizer.build(net.trainable_variables)
+        variables = net.trainable_variables
+
+        def step(x, y):
+            with tf.GradientTape() as tape:
+                value = loss(y, net(x, training=True))
+                for extra in net.losses:  # regularisers and add_loss penalties
+                    value = value + extra
+            grads = tape.gradient(value, variables)
+            # embedding gradients come as IndexedSlices; the optimizer's dense update is faster on a CPU
+            optimizer.apply(grads, variables)
+            return value
+
+        def epoch(xs, ys):
+            total = tf.constant(0.0)
+            for s in tf.range(tf.shape(xs)[0]):
+                total += tf.cast(step(xs[s], ys[s]), "float32")
+            return total / tf.cast(tf.shape(xs)[0], "float32")
+
+        self._step, self._epoch = tf.function(step, jit_compile=True), tf.function(epoch, jit_compile=True)
+
+    def device_batches(self, x: np.ndarray, y: np.ndarray):
+        """``x``, ``y`` as tensors of whole batches (steps, batch, ...) plus the remaining samples."""
+        import tensorflow as tf
+
+        steps = _whole_batches(x, self.batch_size)
+        n = steps * self.batch_size
+        rest = (tf.constant(x[n:]), tf.constant(y[n:])) if n < len(x) else None
+        return (tf.constant(x[:n].reshape(steps, self.batch_size, *x.shape[1:])),
+                tf.constant(y[:n].reshape(steps, self.batch_size, *y.shape[1:])), rest)  # fmt: skip
+
+    def run_epoch(self, xs, ys, rest=None) -> float:
+        """One epoch over :meth:`device_batches`; returns the mean loss over its steps."""
+        loss, steps = float(self._epoch(xs, ys)) * int(xs.shape[0]), int(xs.shape[0])
+        if rest is not None:
+            loss, steps = loss + float(self._step(*rest)), steps + 1
+        return loss / steps
 
 
 class JaxEpochTrainer:
@@ -62,10 +136,8 @@ class JaxEpochTrainer:
         (a last partial batch is dropped: every step must have the same shape to compile once)."""
         import jax
 
-        steps = len(x) // self.batch_size
-        if steps == 0:
-            raise ValueError(f"fewer samples ({len(x)}) than one batch ({self.batch_size}).")
-        n = steps * self.batch_size
+        n = _whole_batches(x, self.batch_size) * self.batch_size
+        steps = n // self.batch_size
         return (jax.device_put(x[:n].reshape(steps, self.batch_size, *x.shape[1:])),
                 jax.device_put(y[:n].reshape(steps, self.batch_size, *y.shape[1:])))  # fmt: skip
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -69,9 +70,10 @@ class KerasRecommender(Recommender):
         when ``fit(..., val=...)`` is given; the best epoch's weights are restored.
     mixed_precision : compute in float16 (on GPUs with tensor cores), keep weights in float32.
     tensorboard_dir : write TensorBoard logs there (TensorFlow backend).
-    fast : on the JAX backend, train each epoch in one compiled loop with the data on the device
-        (:mod:`recsys_tf.models.fast_loop`) instead of Keras ``fit``; default: yes on JAX. The last
-        partial batch of an epoch is dropped (the samples are reshuffled every epoch).
+    fast : train each epoch in one compiled loop with the data resident as tensors
+        (:mod:`recsys_tf.models.fast_loop`) instead of Keras ``fit``; default: yes on JAX and
+        TensorFlow. On JAX the last partial batch of an epoch is dropped (the samples are
+        reshuffled every epoch); TensorFlow runs it as one more step.
     rating_scale : ``(low, high)`` of explicit ratings (1-5 stars: ``(1, 5)``); when given, ``fit``
         refuses ratings outside it instead of learning from them.
     epoch_callback : ``f(model) -> dict`` called after every epoch; its numbers go into ``history_``
@@ -165,8 +167,9 @@ class KerasRecommender(Recommender):
         from recsys_tf.models import fast_loop
 
         trainer = sampler = None
-        if (self.fast is None or self.fast) and fast_loop.available():
-            trainer = fast_loop.JaxEpochTrainer(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size)
+        if (self.fast is None or self.fast) and not callbacks:  # TensorBoard logging needs Keras fit
+            trainer = fast_loop.trainer_for(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size)
+        if trainer is not None and fast_loop.available():
             batch = self.batch_size - self.batch_size % (1 + self.n_neg)  # whole groups of 1 positive + n_neg
             if (self.feedback == "implicit" and self._negative_pool() is None and len(users) >= batch // (1 + self.n_neg) > 0
                     and fast_loop.JaxImplicitSampler.usable(self.n_users * self.n_items, batch, self.n_neg)):  # fmt: skip
@@ -176,12 +179,18 @@ class KerasRecommender(Recommender):
         val_metric = self._validation_metric(val)
         best, best_weights, waited = None, None, 0
         bar = progress(range(self.epochs), desc=f"{type(self).__name__}", disable=not self.verbose or None)
+        # the next epoch's samples are drawn on the host while the current epoch trains (NumPy and
+        # the backend both release the GIL); one thread, in epoch order, so the draws stay seeded
+        pool = ThreadPoolExecutor(1) if sampler is None else None
+        upcoming = pool.submit(self._epoch_data, users, items, target, rng) if pool else None
         for epoch in bar:
             started = time.perf_counter()
             if sampler is not None:
                 loss = trainer.run_epoch(*sampler.next_epoch())
             else:
-                x, y = self._epoch_data(users, items, target, rng)
+                x, y = upcoming.result()
+                if epoch + 1 < self.epochs:
+                    upcoming = pool.submit(self._epoch_data, users, items, target, rng)
                 if trainer is not None and len(x) >= self.batch_size:
                     loss = trainer.run_epoch(*trainer.device_batches(x, y))
                 else:
@@ -204,6 +213,8 @@ class KerasRecommender(Recommender):
                 bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
             if self.patience is not None and val_metric is not None and waited > self.patience:
                 break
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
         if best_weights is not None:
             self.net_.set_weights(best_weights)
 

@@ -100,11 +100,16 @@ class MFNet(PairNet):
             self.bi = layers.Embedding(n_items, 1, embeddings_initializer="zeros", name="item_bias",
                                        embeddings_regularizer=keras.regularizers.L2(l2) if l2 else None)  # fmt: skip
 
+    def _user_vectors(self, u):
+        """The user's factor vector and its per-rating penalty (SVD++ adds the implicit term)."""
+        pu = self.p(u)
+        return pu, ops.sum(ops.square(pu), -1)
+
     def call(self, pairs, training=None):
         u, i = pairs[:, 0], pairs[:, 1]
-        pu, qi = self.p(u), self.q(i)
+        (pu, penalty), qi = self._user_vectors(u), self.q(i)
         out = ops.sum(pu * qi, axis=-1) + self.mu
-        penalty = ops.sum(ops.square(pu), -1) + ops.sum(ops.square(qi), -1)
+        penalty = penalty + ops.sum(ops.square(qi), -1)
         if self.use_bias:
             bu, bi = ops.squeeze(self.bu(u), -1), ops.squeeze(self.bi(i), -1)
             out = out + bu + bi
@@ -115,17 +120,60 @@ class MFNet(PairNet):
             self.add_loss(self.reg * ops.mean(penalty))
         return out
 
+    def _user_matrix(self, users: np.ndarray) -> np.ndarray:
+        return _np(self.p.embeddings)[users]
+
     def full_scores(self, users: np.ndarray) -> np.ndarray:
-        out = _np(self.p.embeddings)[users] @ _np(self.q.embeddings).T + self.mu
+        out = self._user_matrix(users) @ _np(self.q.embeddings).T + self.mu
         if self.use_bias:
             out += _np(self.bu.embeddings)[users] + _np(self.bi.embeddings)[:, 0][None, :]
         return out
 
     def device_scores(self, users):
-        out = ops.matmul(ops.take(_w(self.p.embeddings), users, axis=0), ops.transpose(_w(self.q.embeddings))) + self.mu
+        out = ops.matmul(_w(self._user_vectors(users)[0]), ops.transpose(_w(self.q.embeddings))) + self.mu
         if self.use_bias:
             out = out + ops.take(_w(self.bu.embeddings), users, axis=0) + ops.transpose(_w(self.bi.embeddings))
         return out
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SVDppNet(MFNet):
+    """SVD++ (Koren, KDD 2008): biased MF whose user vector adds what the user chose to rate,
+
+        r_hat(u, i) = mu + b_u + b_i + q_i . (p_u + |N(u)|^(-1/2) sum_{j in N(u)} y_j)
+
+    ``implicit`` is the users x items matrix with ``|N(u)|^(-1/2)`` on each user's implicit items
+    N(u) and 0 elsewhere, so the implicit term of a batch of users is one matrix product with the
+    item table ``Y``. It is a (non-trainable) weight, saved with the others; the config keeps its
+    shape only. Per-rating penalty as Surprise's SGD applies it: ``reg`` on ``|p_u|^2, |q_i|^2, b_u^2,
+    b_i^2`` and ``implicit_reg`` (default: ``reg``) on every ``|y_j|^2`` with j in N(u).
+    """
+
+    def __init__(self, n_users: int, n_items: int, implicit: Any = None, factors: int = 32, init_std: float = 0.1,
+                 seed: int = 0, implicit_reg: float | None = None, **kwargs: Any) -> None:  # fmt: skip
+        implicit = np.zeros((n_users, n_items), "float32") if implicit is None else np.asarray(implicit, dtype="float32")
+        if implicit.shape != (n_users, n_items):
+            raise ValueError(f"implicit must be users x items ({n_users} x {n_items}), got {implicit.shape}.")
+        super().__init__(n_users, n_items, factors=factors, init_std=init_std, seed=seed, implicit_reg=implicit_reg, **kwargs)
+        self.implicit_reg = self.reg if implicit_reg is None else float(implicit_reg)
+        # y starts at 0: the model starts as biased MF and adds the implicit term only as it helps
+        self.y = _emb(n_items, factors, kwargs.get("l2", 0.0), seed + 2, "implicit_factors", 0.0)
+        self.y.build((None,))  # used as a whole table (a matrix product), never called on ids
+        self.implicit = self.add_weight(shape=implicit.shape, initializer=keras.initializers.Constant(implicit),
+                                        trainable=False, name="implicit")  # fmt: skip
+
+    def _user_vectors(self, u):
+        # The implicit term of *every* user is one (users x items) @ (items x factors) product per
+        # step; gathering rows per rating instead would repeat it for each rating of the batch.
+        z = ops.matmul(self.implicit, self.y.embeddings)
+        y_norms = ops.sum(ops.square(self.y.embeddings), -1)
+        scale = self.implicit_reg / self.reg if self.reg else 0.0  # call() multiplies the penalty by reg
+        y_penalty = ops.matmul(ops.cast(ops.greater(self.implicit, 0.0), y_norms.dtype), y_norms)
+        pu = self.p(u)
+        return pu + ops.take(z, u, axis=0), ops.sum(ops.square(pu), -1) + scale * ops.take(y_penalty, u, axis=0)
+
+    def _user_matrix(self, users: np.ndarray) -> np.ndarray:
+        return _np(self.p.embeddings)[users] + _np(self.implicit)[users] @ _np(self.y.embeddings)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

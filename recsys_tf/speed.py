@@ -62,8 +62,9 @@ def training_throughput(make_net: Callable, n_users: int, n_items: int, batch_si
 
     ``make_net(n_users, n_items)`` builds the network; one short warm-up epoch compiles the step
     first, so the figure is the steady state. ``loop="fit"``: Keras ``fit`` on NumPy arrays;
-    ``loop="device"`` (JAX backend): the compiled whole-epoch loop of
-    :mod:`recsys_tf.models.fast_loop` on data already on the device (transfer not timed).
+    ``loop="device"`` (JAX or TensorFlow): the compiled whole-epoch loop of
+    :mod:`recsys_tf.models.fast_loop` on data already on the device (transfer not timed; JAX
+    drops the last partial batch, TensorFlow runs it).
     """
     import keras
 
@@ -74,14 +75,14 @@ def training_throughput(make_net: Callable, n_users: int, n_items: int, batch_si
     net.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True),
                 steps_per_execution=steps_per_execution)  # fmt: skip
     if loop == "device":
-        from recsys_tf.models.fast_loop import JaxEpochTrainer
+        from recsys_tf.models.fast_loop import trainer_for
 
-        trainer = JaxEpochTrainer(net, net.optimizer, net.loss, batch_size)
-        xs, ys = trainer.device_batches(x, y)
-        trainer.run_epoch(xs, ys)  # compile
+        trainer = trainer_for(net, net.optimizer, net.loss, batch_size)
+        data = trainer.device_batches(x, y)
+        trainer.run_epoch(*data)  # compile
         start = time.perf_counter()
-        trainer.run_epoch(xs, ys)  # returns after the device finished (the loss is read back)
-        return xs.shape[0] * batch_size / (time.perf_counter() - start)
+        trainer.run_epoch(*data)  # returns after the device finished (the loss is read back)
+        return len(x) / (time.perf_counter() - start)
     warm = batch_size * steps_per_execution * 2
     net.fit(x[:warm], y[:warm], batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
     start = time.perf_counter()

@@ -89,11 +89,11 @@ def _grid(grid: dict[str, list]) -> list[dict[str, Any]]:
 
 def tune_rating_model(cls, fixed: dict, grid: dict, train: pd.DataFrame, items: pd.DataFrame, max_epochs: int = 60):
     """Every grid point trained on ``train`` minus a 10% validation carve-out, early-stopped on the
-    validation RMSE (patience 3); returns the best point with its epoch count, and the whole table."""
+    validation RMSE (patience 6); returns the best point with its epoch count, and the whole table."""
     fit_part, val = carve_validation(train)
     table = []
     for point in _grid(grid):
-        model = cls(feedback="explicit", l2=0.0, epochs=max_epochs, patience=3, verbose=False, **fixed, **point)
+        model = cls(feedback="explicit", l2=0.0, epochs=max_epochs, patience=6, verbose=False, **fixed, **point)
         model.fit(fit_part, items, val=val)
         best = min(h["val_rmse"] for h in model.history_)
         table.append({**point, "epochs": model.best_epoch_, "val_rmse": float(best)})
@@ -384,6 +384,12 @@ PUBLISHED = {
 RECBOLE_NEUMF_EPOCH_S = 1.1
 
 
+def _num(v: float) -> str:
+    """A published number as printed in its source: at least 3 decimals, no trailing zeros beyond."""
+    text = f"{v:.4f}".rstrip("0")
+    return text + "0" * max(0, 3 - len(text.split(".")[1]))
+
+
 def _verdict(pub: tuple[float, float], hr: dict[str, Any], higher_better: bool = True) -> str:
     """Where the published number lies against our mean ± 2 sd."""
     if inside(pub[0], hr):
@@ -401,7 +407,7 @@ def _rating_section(mf: dict[str, Any]) -> list[str]:
             continue
         settings = ", ".join(f"{k} {v:g}" for k, v in r["settings"].items() if k in (*r["grid"], "epochs"))
         verdict = "yes" if inside(pub[0], r["rmse"]) else ("no, ours lower (better)" if r["rmse"]["mean"] < pub[0] else "no, ours higher (worse)")
-        lines.append(f"| {key} vs {label} | {pub[0]} / {pub[1]} ({source}) | **{_pm(r['rmse'])} / {_pm(r['mae'])}** | {verdict} "
+        lines.append(f"| {key} vs {label} | {_num(pub[0])} / {_num(pub[1])} ({source}) | **{_pm(r['rmse'])} / {_pm(r['mae'])}** | {verdict} "
                      f"| {settings} | {_pm(r['seconds_per_5_folds'], 1)} s |")  # fmt: skip
     peers = mf.get("peers")
     lines += ["", "Grids: " + "; ".join(f"{k}: {r['grid']}" for k, r in mf["rows"].items()) + ". Validation RMSE of every grid "
@@ -430,7 +436,7 @@ def _ranking_section(key: str, res: dict[str, Any]) -> list[str]:
     pubs = PUBLISHED.get(key, {})
     for name, r in res["rows"].items():
         match = pubs.get(name) or next((v for k, v in pubs.items() if not epochs_col and name.startswith(k)), None)
-        pub = f"{match[0][0]} / {match[0][1]} ({match[1]})" if match else ""
+        pub = f"{_num(match[0][0])} / {_num(match[0][1])} ({match[1]})" if match else ""
         verdict = _verdict(match[0], r["hr"]) if match else ""
         extra = ""
         if epochs_col and "hr_best_on_test" in r:
@@ -483,7 +489,7 @@ def _speed_section() -> list[str]:
     rows = []
     for path in sorted((ROOT / "bench" / "results").glob("train-*.json")):
         res = json.loads(path.read_text())
-        for key, label in (("throughput_samples_per_s", "Keras fit"), ("throughput_samples_per_s_device_loop", "compiled on-device loop (JAX)"),
+        for key, label in (("throughput_samples_per_s", "Keras fit"), ("throughput_samples_per_s_device_loop", "compiled whole-epoch loop"),
                            ("neumf_fit_samples_per_s", "NeuMF.fit, steady epochs (negatives re-drawn each epoch)")):  # fmt: skip
             for bs, v in res.get(key, {}).items():
                 rows.append(f"| {res['device']} | {label} | {bs} | {v / 1e6:.2f} |")

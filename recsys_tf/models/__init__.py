@@ -11,5 +11,6 @@ from recsys_tf.models.mf import NMF, MatrixFactorization, SVDpp  # noqa: E402
 from recsys_tf.models.ncf import GMF, MLP, NeuMF  # noqa: E402
 from recsys_tf.models.neighbors import EASE, ItemKNN  # noqa: E402
 from recsys_tf.models.popularity import Popularity  # noqa: E402
+from recsys_tf.models.sequential import BERT4Rec, GRU4Rec, SASRec, SequentialRecommender  # noqa: E402
 
-__all__ = ["EASE", "ContentKNN", "GMF", "HybridRecommender", "ItemKNN", "MLP", "NMF", "MatrixFactorization", "NeuMF", "Popularity", "Recommender", "SVDpp", "top_k"]
+__all__ = ["BERT4Rec", "GRU4Rec", "SASRec", "SequentialRecommender", "EASE", "ContentKNN", "GMF", "HybridRecommender", "ItemKNN", "MLP", "NMF", "MatrixFactorization", "NeuMF", "Popularity", "Recommender", "SVDpp", "top_k"]

@@ -1,0 +1,460 @@
+"""Sequence-aware recommenders: GRU4Rec, SASRec and BERT4Rec, written with ``keras.ops`` (any backend).
+
+Each reads a user's items oldest first (:mod:`recsys_tf.data.sequences`) and turns the history
+into a state ``h``; the score of item ``i`` is ``h . e_i`` with the same item embeddings ``e`` as
+the input (shared input and output embeddings, as SASRec).
+
+* **GRU4Rec** (Hidasi et al., ICLR 2016): a GRU over the item embeddings.
+* **SASRec** (Kang & McAuley, ICDM 2018): causal self-attention -- position ``t`` attends to
+  positions ``<= t`` only -- with learned position embeddings; trained to predict the next item at
+  every position.
+* **BERT4Rec** (Sun et al., CIKM 2019): the same blocks without the causal mask, trained to
+  recover randomly masked items (the Cloze task); at prediction time a ``[MASK]`` is appended
+  and its state scores the next item.
+
+Losses (``loss=``), per position ``t`` with target ``i+`` and sampled negatives ``i-``:
+
+* ``"bce"`` (SASRec's): ``-log sigma(s+) - log sigma(-s-)``, one negative.
+* ``"gbce"`` (gSASRec, Petrov & Macdonald, RecSys 2023): ``-beta log sigma(s+) - sum_j log sigma(-s_j-)``
+  with ``n_neg`` negatives, ``alpha = n_neg / (n_items - 1)`` and
+  ``beta = alpha (t (1 - 1/alpha) + 1/alpha)``: the positive's probability is calibrated for
+  the sampling (``t = gbce_t``; ``t = 0`` gives plain BCE with many negatives).
+* ``"ce"`` (Klenitskiy & Vasilev, RecSys 2023): softmax cross-entropy over all items.
+
+BERT4Rec always uses ``"ce"`` on the masked positions, as in its paper.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from recsys_tf.data.sampling import pair_keys, sample_negatives
+from recsys_tf.data.sequences import PAD, Sequences, to_sequences
+from recsys_tf.errors import DataError
+from recsys_tf.models.base import Recommender, check_k, top_k
+from recsys_tf.utils import progress
+
+Loss = Literal["bce", "gbce", "ce"]
+
+
+def _keras():
+    import keras
+
+    return keras
+
+
+def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: int, heads: int, dropout: float, seed: int):
+    """The network of ``kind`` (``"gru4rec"``, ``"sasrec"``, ``"bert4rec"``): int sequences (B, L) -> states (B, L, dim)."""
+    keras = _keras()
+    from keras import layers, ops
+
+    class Block(layers.Layer):
+        """Pre-norm Transformer block: multi-head self-attention, then a position-wise feed-forward net."""
+
+        def __init__(self, causal: bool, seed: int, **kw) -> None:
+            super().__init__(**kw)
+            init = lambda s: keras.initializers.GlorotUniform(seed=s)  # noqa: E731
+            self.causal, self.heads = causal, heads
+            self.qkv = layers.Dense(3 * dim, kernel_initializer=init(seed))
+            self.proj = layers.Dense(dim, kernel_initializer=init(seed + 1))
+            self.ff1 = layers.Dense(dim, activation="gelu" if not causal else "relu", kernel_initializer=init(seed + 2))
+            self.ff2 = layers.Dense(dim, kernel_initializer=init(seed + 3))
+            self.ln1, self.ln2 = layers.LayerNormalization(epsilon=1e-6), layers.LayerNormalization(epsilon=1e-6)
+            self.drop = layers.Dropout(dropout, seed=seed + 4)
+
+        def call(self, x, keep, training=None):
+            length = x.shape[1]
+            dh = dim // heads
+            q, k, v = ops.split(self.qkv(self.ln1(x)), 3, axis=-1)
+            split = lambda t: ops.transpose(ops.reshape(t, (-1, length, heads, dh)), (0, 2, 1, 3))  # noqa: E731
+            q, k, v = split(q), split(k), split(v)
+            logits = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(dh)  # (B, H, L, L)
+            allowed = ops.expand_dims(ops.expand_dims(keep, 1), 1)  # keys that are items, not padding
+            if self.causal:
+                steps = ops.arange(length)
+                allowed = ops.logical_and(allowed, ops.expand_dims(steps, 1) >= ops.expand_dims(steps, 0))  # t sees <= t
+            weights = ops.softmax(ops.where(allowed, logits, -1e9), axis=-1)
+            self.last_attention = weights
+            ctx = ops.reshape(ops.transpose(ops.matmul(self.drop(weights, training=training), v), (0, 2, 1, 3)), (-1, length, dim))
+            x = x + self.drop(self.proj(ctx), training=training)
+            x = x + self.drop(self.ff2(self.drop(self.ff1(self.ln2(x)), training=training)), training=training)
+            return x * ops.cast(ops.expand_dims(keep, -1), x.dtype)
+
+    class SequenceNet(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.kind, self.n_items, self.maxlen = kind, n_items, maxlen
+            # codes 1..n_items are items, 0 pads, n_items + 1 is BERT4Rec's [MASK]
+            self.items = layers.Embedding(n_items + 2, dim, embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed))
+            self.drop = layers.Dropout(dropout, seed=seed + 1)
+            if kind == "gru4rec":
+                self.gru = layers.GRU(dim, return_sequences=True, seed=seed + 2)
+            else:
+                self.positions = layers.Embedding(maxlen, dim, embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed + 3))
+                self.blocks = [Block(kind == "sasrec", seed + 10 * (b + 1)) for b in range(blocks)]
+                self.norm = layers.LayerNormalization(epsilon=1e-6)
+
+        def call(self, seq, training=None):
+            keep = ops.not_equal(seq, PAD)
+            x = self.items(seq) * math.sqrt(dim)
+            if self.kind == "gru4rec":
+                # left padding: the GRU reads zeros first, then the items; the last position sees them all
+                return self.gru(self.drop(x * ops.cast(ops.expand_dims(keep, -1), x.dtype), training=training))
+            x = self.drop(x + self.positions(ops.arange(ops.shape(seq)[1])), training=training)
+            x = x * ops.cast(ops.expand_dims(keep, -1), x.dtype)
+            for block in self.blocks:
+                x = block(x, keep, training=training)
+            return self.norm(x)
+
+        def item_table(self):
+            """Embeddings of items 1..n_items (the output layer)."""
+            return self.items.embeddings[1 : n_items + 1]
+
+    net = SequenceNet()
+    net(np.ones((1, maxlen), "int32"))
+    return net
+
+
+def _gbce_beta(n_neg: int, n_items: int, t: float) -> float:
+    alpha = n_neg / max(n_items - 1, 1)
+    return alpha * (t * (1 - 1 / alpha) + 1 / alpha)
+
+
+def sequence_loss(net, packed, loss: str, beta: float = 1.0):
+    """Per-sample loss of a batch; their mean is the mean over all target positions of the batch.
+
+    ``packed`` (B, 2 + n_neg, L): input sequences, target items (0 where there is none) and, for
+    ``bce`` / ``gbce``, negative items per position.
+    """
+    from keras import ops
+
+    seq, target = packed[:, 0], packed[:, 1]
+    h = net(seq, training=True)
+    valid = ops.cast(ops.not_equal(target, PAD), h.dtype)
+    if loss == "ce":
+        logits = ops.matmul(h, ops.transpose(net.item_table()))  # (B, L, n_items)
+        per_pos = ops.sparse_categorical_crossentropy(ops.maximum(target - 1, 0), logits, from_logits=True)
+    else:
+        table = net.items.embeddings
+        pos = ops.sum(h * ops.take(table, target, axis=0), -1)
+        negs = ops.take(table, packed[:, 2:], axis=0)  # (B, n_neg, L, d)
+        neg = ops.sum(ops.expand_dims(h, 1) * negs, -1)
+        per_pos = -beta * ops.log_sigmoid(pos) - ops.sum(ops.log_sigmoid(-neg), axis=1)
+    total = ops.maximum(ops.sum(valid), 1.0)
+    return ops.sum(per_pos * valid, axis=-1) * ops.cast(ops.shape(seq)[0], h.dtype) / total
+
+
+class SequentialRecommender(Recommender):
+    """Base of the sequence models: the kit's ``fit`` / ``recommend`` / ``evaluate`` / ``save`` plus
+    :meth:`recommend_next` for a history given as a list of item ids (a session never seen in training).
+
+    ``fit(train)`` takes interactions with a ``timestamp`` (or a position) per row; each user's
+    items in time order are their history. ``recommend(user, k)`` and ``evaluate(test)`` continue
+    that history; ``evaluate(test, history=val)`` appends the validation items to it first (the
+    leave-one-out test of SASRec). Histories longer than ``maxlen`` are truncated to their most
+    recent ``maxlen`` items, in training and at prediction.
+    """
+
+    kind = ""
+    _param_names = ("maxlen", "dim", "blocks", "heads", "dropout", "loss", "n_neg", "gbce_t", "epochs", "batch_size",
+                    "learning_rate", "seed", "patience", "mask_prob")  # fmt: skip
+
+    def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.2,
+                 loss: Loss = "bce", n_neg: int = 1, gbce_t: float = 0.75, epochs: int = 50, batch_size: int = 128,
+                 learning_rate: float = 1e-3, seed: int = 0, patience: int | None = None, mask_prob: float = 0.2,
+                 verbose: bool = True, epoch_callback=None) -> None:  # fmt: skip
+        super().__init__()
+        if loss not in ("bce", "gbce", "ce"):
+            raise ValueError(f"loss must be 'bce', 'gbce' or 'ce', got {loss!r}.")
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be a multiple of heads ({heads}).")
+        check_k(maxlen, "maxlen")
+        self.maxlen, self.dim, self.blocks, self.heads, self.dropout = maxlen, dim, blocks, heads, dropout
+        self.loss, self.n_neg, self.gbce_t, self.epochs, self.batch_size = loss, n_neg, gbce_t, epochs, batch_size
+        self.learning_rate, self.seed, self.patience, self.mask_prob = learning_rate, seed, patience, mask_prob
+        self.verbose, self.epoch_callback = verbose, epoch_callback
+        self.history_: list[dict[str, float]] = []
+        self.best_epoch_: int | None = None
+        self.net_ = None
+        self.sequences_: Sequences | None = None
+        self._extra: Sequences | None = None
+
+    def _state(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._param_names}
+
+    # --- training -----------------------------------------------------------------------------
+    def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None) -> None:
+        keras = _keras()
+        keras.utils.set_random_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.sequences_ = self._code_sequences(train)
+        self.net_ = build_sequence_net(self.kind, self.n_items, self.maxlen, self.dim, self.blocks, self.heads, self.dropout, self.seed)
+        beta = _gbce_beta(self.n_neg, self.n_items, self.gbce_t) if self.loss == "gbce" else 1.0
+        loss_kind = "ce" if self.kind == "bert4rec" else self.loss
+        trainer = _Trainer(self.net_, loss_kind, beta, self.learning_rate, self.batch_size)
+        best, best_weights, waited = None, None, 0
+        for epoch in progress(range(self.epochs), desc=type(self).__name__, disable=not self.verbose or None):
+            started = time.perf_counter()
+            packed = self._epoch_samples(rng)
+            loss = trainer.run_epoch(packed[rng.permutation(len(packed))])
+            rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
+            if val is not None:
+                rec["val_ndcg@10"] = self.evaluate(val, k=10)["ndcg@10"]
+                if best is None or rec["val_ndcg@10"] > best:
+                    best, best_weights, waited, self.best_epoch_ = rec["val_ndcg@10"], self.net_.get_weights(), 0, epoch + 1
+                else:
+                    waited += 1
+            if self.epoch_callback is not None:
+                rec.update(self.epoch_callback(self))
+            self.history_.append(rec)
+            if self.patience is not None and val is not None and waited > self.patience:
+                break
+        if best_weights is not None:
+            self.net_.set_weights(best_weights)
+
+    def _code_sequences(self, codes: pd.DataFrame) -> Sequences:
+        if "timestamp" not in codes:
+            raise DataError("a sequence model needs the order of each user's items: add a 'timestamp' (or position) column.")
+        frame = pd.DataFrame({"user_id": codes["user_idx"].to_numpy(), "item_id": codes["item_idx"].to_numpy(),
+                              "timestamp": codes["timestamp"].to_numpy()})  # fmt: skip
+        return to_sequences(frame, item_ids=np.arange(self.n_items))
+
+    def _epoch_samples(self, rng: np.random.Generator) -> np.ndarray:
+        """This epoch's packed training rows (users, 2 + negatives, maxlen), drawn afresh."""
+        seqs = self.sequences_
+        if self.kind == "bert4rec":
+            x = seqs.padded(self.maxlen)
+            real = x != PAD
+            masked = real & (rng.random(x.shape) < self.mask_prob)
+            last = np.where(real.any(1), self.maxlen - 1, 0)
+            none = ~masked.any(1) & real.any(1)
+            masked[np.flatnonzero(none), last[none]] = True  # every row predicts at least one item
+            return np.stack([np.where(masked, self.n_items + 1, x), np.where(masked, x, PAD)], 1).astype(np.int32)
+        window = seqs.padded(self.maxlen + 1)
+        x, target = window[:, :-1], np.where(window[:, :-1] != PAD, window[:, 1:], PAD)
+        parts = [x, target]
+        if self.loss != "ce":
+            rows = np.repeat(np.arange(len(seqs)), self.maxlen)
+            neg = sample_negatives(rows, self._row_seen(), self.n_items, self.n_neg, seed=rng) + 1
+            parts += list(np.moveaxis(neg.reshape(len(seqs), self.maxlen, self.n_neg), 2, 0))
+        return np.stack(parts, 1).astype(np.int32)
+
+    def _row_seen(self) -> np.ndarray:
+        """Pair keys (row, item code - 1) of each training sequence: negatives avoid the user's items."""
+        seqs = self.sequences_
+        rows = np.repeat(np.arange(len(seqs)), seqs.lengths)
+        return pair_keys(rows, seqs.codes.astype(np.int64) - 1, self.n_items)
+
+    # --- scoring ------------------------------------------------------------------------------
+    def _histories(self, user_codes: np.ndarray) -> np.ndarray:
+        """Model inputs (users, maxlen) for user codes: training history (+ ``history=`` items)."""
+        seqs = self.sequences_ if self._extra is None else self._extra
+        width = self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
+        x = seqs.padded(width, rows=np.asarray(user_codes))
+        return self._append_mask(x)
+
+    def _append_mask(self, x: np.ndarray) -> np.ndarray:
+        if self.kind != "bert4rec":
+            return x
+        return np.concatenate([x, np.full((len(x), 1), self.n_items + 1, np.int32)], 1)
+
+    def states(self, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+        """The last position's state of each input sequence (rows, dim)."""
+        keras = _keras()
+        out = [keras.ops.convert_to_numpy(self.net_(x[s : s + batch], training=False)[:, -1]) for s in range(0, len(x), batch)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def _item_table(self) -> np.ndarray:
+        return _keras().ops.convert_to_numpy(self.net_.item_table())
+
+    def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        users = np.asarray(users)
+        if items is None:
+            return self.states(self._histories(users)) @ self._item_table().T
+        uniq, inv = np.unique(users, return_inverse=True)
+        h = self.states(self._histories(uniq))
+        return np.einsum("nd,nd->n", h[inv], self._item_table()[np.asarray(items)])
+
+    def evaluate(self, test: pd.DataFrame, k: int = 10, exclude_seen: bool = True, per_user: bool = False,
+                 exclude: pd.DataFrame | None = None, history: pd.DataFrame | None = None):  # fmt: skip
+        """Full-ranking metrics of the next item (see :meth:`Recommender.evaluate`); ``history``: interactions
+        that happened after training and before ``test`` (the validation items), appended to each
+        user's input and masked from the ranking."""
+        with self.extended(history):
+            masked = history if exclude is None else (exclude if history is None else pd.concat([exclude, history]))
+            return super().evaluate(test, k, exclude_seen, per_user, exclude=masked)
+
+    def extended(self, history: pd.DataFrame | None):
+        """Context manager: inputs continue with ``history`` (user_id, item_id, timestamp) rows."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def scope():
+            if history is None or not len(history):
+                yield self
+                return
+            codes = self.encoder_.transform(history.sort_values("timestamp", kind="stable") if "timestamp" in history else history)
+            old = self.sequences_
+            users = np.repeat(np.arange(len(old)), old.lengths)
+            both = pd.DataFrame({"user_idx": np.r_[users, codes["user_idx"].to_numpy()],
+                                 "item_idx": np.r_[old.codes - 1, codes["item_idx"].to_numpy()],
+                                 "timestamp": np.r_[np.zeros(len(users)), np.arange(1, len(codes) + 1)]})  # fmt: skip
+            self._extra = self._code_sequences(both)
+            try:
+                yield self
+            finally:
+                self._extra = None
+
+        return scope()
+
+    def recommend_next(self, history, k: int = 10, exclude_seen: bool = True,
+                       unknown: Literal["raise", "ignore"] = "raise") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Top-``k`` next items (raw ids) and scores for one session: ``history`` is a list of raw item ids,
+        oldest first, from any shopper (a session never seen in training works the same way).
+
+        Items already in the history are not recommended (``exclude_seen``). Unknown item ids raise a
+        DataError naming them, or are skipped with ``unknown="ignore"``. A history longer than
+        ``maxlen`` is truncated to its last ``maxlen`` items (``maxlen - 1`` for BERT4Rec, whose last
+        slot is the ``[MASK]``).
+        """
+        self._check_fitted()
+        k = check_k(k)
+        raw = np.asarray(list(history))
+        if not len(raw):
+            raise DataError("empty history: a sequence model needs at least one item; for a new visitor "
+                            "recommend popular items (Popularity) instead.")  # fmt: skip
+        codes = self.encoder_.items.transform(raw, unknown="oov")
+        if (codes < 0).any() and unknown == "raise":
+            raise DataError(f"{int((codes < 0).sum())} item id(s) in the history are unknown to the model, e.g. "
+                            f"{raw[codes < 0][:5].tolist()}; drop them or pass unknown='ignore'.")  # fmt: skip
+        codes = codes[codes >= 0]
+        if not len(codes):
+            raise DataError("no item of the history is known to the model.")
+        width = self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
+        x = np.zeros((1, width), np.int32)
+        tail = codes[-width:] + 1
+        x[0, width - len(tail) :] = tail
+        scores = self._predict_one(self._append_mask(x))
+        if exclude_seen:
+            scores[codes] = -np.inf
+        idx, vals = top_k(scores[None, :], min(k, self.n_items))
+        keep = vals[0] > -np.inf
+        return self.encoder_.items.inverse_transform(idx[0][keep]), vals[0][keep]
+
+    def _predict_one(self, x: np.ndarray) -> np.ndarray:
+        """Scores of all items for one input row, through a compiled function (a few ms on a CPU)."""
+        fn = getattr(self, "_predict_fn", None)
+        if fn is None:
+            keras = _keras()
+            net = self.net_
+
+            def scores(seq):
+                h = net(seq, training=False)[:, -1]
+                return keras.ops.matmul(h, keras.ops.transpose(net.item_table()))[0]
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                fn = tf.function(scores, reduce_retracing=True)
+            elif keras.backend.backend() == "jax":
+                import jax
+
+                fn = jax.jit(scores)
+            else:
+                fn = scores
+            self._predict_fn = fn
+        return np.asarray(_keras().ops.convert_to_numpy(fn(x)), dtype=np.float64)
+
+    def attention_maps(self, history) -> list[np.ndarray]:
+        """Each block's attention weights (heads, L, L) for one history of raw item ids (SASRec, BERT4Rec)."""
+        if self.kind == "gru4rec":
+            raise ValueError("GRU4Rec has no attention; use SASRec or BERT4Rec.")
+        codes = self.encoder_.items.transform(np.asarray(list(history))) + 1
+        width = self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
+        x = np.zeros((1, width), np.int32)
+        x[0, width - len(codes[-width:]) :] = codes[-width:]
+        self.net_(self._append_mask(x), training=False)
+        return [_keras().ops.convert_to_numpy(b.last_attention)[0] for b in self.net_.blocks]
+
+    # --- persistence --------------------------------------------------------------------------
+    def _save_weights(self, folder: Path) -> None:
+        self.net_.save_weights(folder / "model.weights.h5")
+        np.save(folder / "sequence_offsets.npy", self.sequences_.offsets)
+        np.save(folder / "sequence_codes.npy", self.sequences_.codes)
+
+    def _load_weights(self, folder: Path) -> None:
+        offsets = np.load(folder / "sequence_offsets.npy", allow_pickle=False)
+        codes = np.load(folder / "sequence_codes.npy", allow_pickle=False)
+        if offsets.ndim != 1 or len(offsets) != self.n_users + 1 or offsets[-1] != len(codes) or (codes < 1).any() or (codes > self.n_items).any():
+            raise DataError(f"{folder}: the saved sequences do not match the model's users and items.")
+        self.sequences_ = Sequences(np.arange(self.n_users), offsets, codes, np.arange(self.n_items))
+        self.net_ = build_sequence_net(self.kind, self.n_items, self.maxlen, self.dim, self.blocks, self.heads, self.dropout, self.seed)
+        self.net_.load_weights(folder / "model.weights.h5")
+
+
+class _Trainer:
+    """Adam over packed epochs, through the kit's compiled epoch loop where the backend has one."""
+
+    def __init__(self, net, loss: str, beta: float, learning_rate: float, batch_size: int) -> None:
+        keras = _keras()
+        from recsys_tf.models import fast_loop
+
+        self.batch_size = batch_size
+
+        class Wrapped(keras.Model):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = net
+
+            def call(self, packed, training=None):
+                return sequence_loss(self.inner, packed, loss, beta)
+
+        self.model = Wrapped()
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        mean = lambda y_true, y_pred: keras.ops.mean(y_pred)  # noqa: E731 - the model returns the loss itself
+        self.model.compile(optimizer=self.optimizer, loss=mean)
+        self.fast = fast_loop.trainer_for(self.model, self.optimizer, mean, batch_size)
+
+    def run_epoch(self, packed: np.ndarray) -> float:
+        """One pass over ``packed`` (already shuffled), returning the mean loss."""
+        y = np.zeros(len(packed), np.float32)
+        if self.fast is not None and len(packed) >= self.batch_size:
+            return self.fast.run_epoch(*self.fast.device_batches(packed, y))
+        hist = self.model.fit(packed, y, batch_size=self.batch_size, epochs=1, verbose=0, shuffle=False)
+        return float(hist.history["loss"][-1])
+
+
+class GRU4Rec(SequentialRecommender):
+    """GRU4Rec (Hidasi et al., ICLR 2016): a GRU reads the session; trained on the next item at every
+    position (with the loss of ``loss=``; ``"ce"`` as in later re-implementations)."""
+
+    name = kind = "gru4rec"
+
+    def __init__(self, loss: Loss = "ce", blocks: int = 1, **kwargs: Any) -> None:
+        super().__init__(loss=loss, blocks=blocks, **kwargs)
+
+
+class SASRec(SequentialRecommender):
+    """SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the last ``maxlen`` items.
+
+    ``loss="bce"`` with one negative is the paper's; ``"gbce"`` with ``n_neg`` negatives is gSASRec;
+    ``"ce"`` is the full softmax of Klenitskiy & Vasilev (RecSys 2023).
+    """
+
+    name = kind = "sasrec"
+
+
+class BERT4Rec(SequentialRecommender):
+    """BERT4Rec (Sun et al., CIKM 2019): bidirectional self-attention trained to fill in masked items
+    (a share ``mask_prob`` of each sequence, at least one); predicts from a ``[MASK]`` appended to the history."""
+
+    name = kind = "bert4rec"
+
+    def __init__(self, loss: Loss = "ce", **kwargs: Any) -> None:
+        super().__init__(loss=loss, **kwargs)

@@ -1,0 +1,209 @@
+"""Sequence data and the sequence models (GRU4Rec, SASRec, BERT4Rec): order, causality, masks, losses, API."""
+
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_tf.data.sequences import leave_one_out, read_candidates, to_sequences
+from recsys_tf.errors import DataError
+from recsys_tf.models import BERT4Rec, GRU4Rec, Popularity, Recommender, SASRec
+from recsys_tf.models.sequential import _gbce_beta, build_sequence_net, sequence_loss
+
+
+def _chains(n_users=120, n_items=40, length=12, seed=0) -> pd.DataFrame:
+    """Each user walks the catalogue in steps of +1 from a random start: the next item is predictable
+    from the last one, while every item is about equally popular."""
+    rng = np.random.default_rng(seed)
+    start = rng.integers(0, n_items, n_users)
+    steps = np.arange(length)
+    items = (start[:, None] + steps[None, :]) % n_items
+    return pd.DataFrame({"user_id": np.repeat(np.arange(n_users), length), "item_id": items.ravel() + 100,
+                         "timestamp": np.tile(steps, n_users) * 10})  # fmt: skip
+
+
+# --- data ---------------------------------------------------------------------------------------------
+def test_sequences_follow_time_with_ties_in_input_order_and_pad_on_the_left():
+    df = pd.DataFrame({"user_id": [2, 1, 1, 1, 2], "item_id": [7, 5, 6, 9, 5], "timestamp": [3, 20, 10, 10, 1]})
+    seq = to_sequences(df)
+    assert seq.users.tolist() == [1, 2] and seq.item_ids.tolist() == [5, 6, 7, 9]
+    raw = seq.item_ids[seq.codes - 1]
+    assert raw.tolist() == [6, 9, 5, 5, 7]  # user 1: t=10 (6 then 9, input order), t=20 (5); user 2: 5, 7
+    assert seq.padded(4).tolist() == [[0, 2, 4, 1], [0, 0, 1, 3]]
+    assert seq.padded(2).tolist() == [[4, 1], [1, 3]]  # truncation keeps the most recent items
+    assert seq.padded(3, end=np.array([1, 2])).tolist() == [[0, 0, 2], [0, 1, 3]]
+
+
+def test_leave_one_out_holds_out_the_last_two_items_and_keeps_short_users_in_training():
+    df = pd.DataFrame({"user_id": [1] * 5 + [2] * 2, "item_id": [10, 11, 12, 13, 14, 10, 11], "timestamp": [0, 1, 2, 3, 4, 0, 1]})
+    split = leave_one_out(to_sequences(df))
+    assert split.test_frame[["user_id", "item_id"]].values.tolist() == [[1, 14]]
+    assert split.val_frame[["user_id", "item_id"]].values.tolist() == [[1, 13]]
+    assert split.train.lengths.tolist() == [3, 2] and split.n_short == 1
+    assert split.train.item_ids[split.train.codes - 1].tolist() == [10, 11, 12, 10, 11]
+
+
+def test_sequences_refuse_empty_frames_missing_order_and_foreign_items():
+    with pytest.raises(DataError, match="empty"):
+        to_sequences(pd.DataFrame({"user_id": [], "item_id": [], "timestamp": []}))
+    with pytest.raises(DataError, match="timestamp"):
+        to_sequences(pd.DataFrame({"user_id": [1], "item_id": [2]}))
+    with pytest.raises(DataError, match="outside the catalogue"):
+        to_sequences(pd.DataFrame({"user_id": [1], "item_id": [99], "timestamp": [0]}), item_ids=np.array([1, 2]))
+
+
+def test_the_published_negatives_file_is_read_per_user_and_checked(tmp_path):
+    path = tmp_path / "X_sample.txt"
+    path.write_text("1 5 6 7\n2 8 9 10\n")
+    assert read_candidates(path, np.array([2, 1])).tolist() == [[8, 9, 10], [5, 6, 7]]
+    with pytest.raises(DataError, match="no negatives for user"):
+        read_candidates(path, np.array([3]))
+    path.write_text("1 5 6 7\n2 8\n")
+    with pytest.raises(DataError, match="same number of negatives"):
+        read_candidates(path, np.array([1]))
+
+
+# --- networks -----------------------------------------------------------------------------------------
+def test_sasrec_is_causal_and_padding_is_masked():
+    net = build_sequence_net("sasrec", n_items=30, maxlen=8, dim=16, blocks=2, heads=2, dropout=0.0, seed=0)
+    a = np.array([[0, 0, 3, 4, 5, 6, 7, 8]], "int32")
+    b = a.copy()
+    b[0, 5:] = [20, 21, 22]  # items after position 4 change
+    ha, hb = keras.ops.convert_to_numpy(net(a)), keras.ops.convert_to_numpy(net(b))
+    assert np.allclose(ha[0, :5], hb[0, :5], atol=1e-5) and not np.allclose(ha[0, 5:], hb[0, 5:], atol=1e-3)
+    table = net.items.embeddings
+    table.assign(keras.ops.concatenate([keras.ops.ones((1, 16)) * 5.0, table[1:]], 0))  # scramble the padding row
+    assert np.allclose(keras.ops.convert_to_numpy(net(a))[0, 2:], ha[0, 2:], atol=1e-5)
+    bert = build_sequence_net("bert4rec", n_items=30, maxlen=8, dim=16, blocks=1, heads=1, dropout=0.0, seed=0)
+    ba, bb = keras.ops.convert_to_numpy(bert(a)), keras.ops.convert_to_numpy(bert(b))
+    assert not np.allclose(ba[0, 2], bb[0, 2], atol=1e-4)  # bidirectional: later items matter
+
+
+def _tiny_net():
+    return build_sequence_net("sasrec", n_items=6, maxlen=3, dim=4, blocks=1, heads=1, dropout=0.0, seed=1)
+
+
+def _by_hand(net, packed):
+    h = keras.ops.convert_to_numpy(net(packed[:, 0]))
+    table = keras.ops.convert_to_numpy(net.items.embeddings)
+    return h, table, packed[:, 1] != 0
+
+
+def test_bce_and_gbce_losses_equal_the_formula_by_hand():
+    net = _tiny_net()
+    packed = np.array([[[0, 1, 2], [0, 2, 3], [0, 5, 6], [0, 4, 4]], [[1, 3, 4], [3, 4, 5], [6, 6, 1], [2, 2, 2]]], "int32")
+    h, table, valid = _by_hand(net, packed)
+    log_sig = lambda x: -np.log1p(np.exp(-x))  # noqa: E731
+    pos = np.einsum("bld,bld->bl", h, table[packed[:, 1]])
+    negs = np.einsum("bld,bnld->bnl", h, table[packed[:, 2:]])
+    beta = _gbce_beta(2, 6, 0.75)
+    assert beta == pytest.approx((2 / 5) * (0.75 * (1 - 5 / 2) + 5 / 2))
+    want = (-beta * log_sig(pos) - log_sig(-negs).sum(1))[valid].mean()
+    got = float(keras.ops.mean(sequence_loss(net, packed, "gbce", beta)))
+    assert got == pytest.approx(want, rel=1e-4)
+    want_bce = (-log_sig(pos) - log_sig(-negs[:, 0]))[valid].mean()
+    assert float(keras.ops.mean(sequence_loss(net, packed[:, :3], "bce", 1.0))) == pytest.approx(want_bce, rel=1e-4)
+
+
+def test_full_cross_entropy_equals_the_softmax_over_all_items_by_hand():
+    net = _tiny_net()
+    packed = np.array([[[0, 1, 2], [0, 2, 3]], [[4, 5, 6], [5, 6, 1]]], "int32")
+    h, table, valid = _by_hand(net, packed)
+    logits = h @ table[1:7].T
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    want = -np.take_along_axis(logp, np.maximum(packed[:, 1] - 1, 0)[..., None], -1)[..., 0][valid].mean()
+    assert float(keras.ops.mean(sequence_loss(net, packed, "ce"))) == pytest.approx(want, rel=1e-4)
+
+
+def test_bert4rec_masks_the_share_it_is_told_and_every_row_at_least_once():
+    m = BERT4Rec(maxlen=20, mask_prob=0.3, epochs=0, verbose=False).fit(_chains(n_users=400, length=15))
+    packed = m._epoch_samples(np.random.default_rng(0))
+    real = (packed[:, 0] != 0)
+    masked = packed[:, 0] == m.n_items + 1
+    assert masked.sum() / real.sum() == pytest.approx(0.3, abs=0.02)
+    assert masked.any(1).all() and (packed[:, 1][masked] > 0).all() and (packed[:, 1][~masked] == 0).all()
+
+
+# --- models -------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def chain_split():
+    df = _chains()
+    split = leave_one_out(to_sequences(df))
+    pos = df.groupby("user_id").cumcount()
+    return df[pos < 10], split
+
+
+@pytest.fixture(scope="module")
+def sasrec(chain_split):
+    train, _ = chain_split
+    return SASRec(maxlen=10, dim=32, epochs=25, batch_size=32, learning_rate=0.005, dropout=0.1, verbose=False).fit(train)
+
+
+def test_sasrec_and_gru4rec_beat_popularity_on_held_out_next_items(chain_split, sasrec):
+    train, split = chain_split
+    pop = Popularity().fit(train).evaluate(split.test_frame, exclude=split.val_frame)["hit_rate@10"]
+    ours = sasrec.evaluate(split.test_frame, history=split.val_frame)["hit_rate@10"]
+    gru = GRU4Rec(maxlen=10, dim=32, epochs=25, batch_size=32, learning_rate=0.005, dropout=0.0, verbose=False).fit(train)
+    gru_hr = gru.evaluate(split.test_frame, history=split.val_frame)["hit_rate@10"]
+    assert ours > max(0.8, pop + 0.4) and gru_hr > pop + 0.2
+
+
+def test_recommend_next_for_a_session_never_seen_in_training(sasrec):
+    items, scores = sasrec.recommend_next([108, 109, 110, 111, 112], k=3)
+    assert items[0] == 113 and len(items) == 3 and np.all(np.diff(scores) <= 0)
+    assert not set(items) & {108, 109, 110, 111, 112}
+    assert 113 in sasrec.recommend_next([110, 111, 112], k=3)[0]  # shorter than any training history
+    long = list(range(100, 140)) + [105, 106, 107]  # 43 items > maxlen 10: the last 10 are used
+    assert np.array_equal(sasrec.recommend_next(long, k=5, exclude_seen=False)[0],
+                          sasrec.recommend_next(long[-10:], k=5, exclude_seen=False)[0])  # fmt: skip
+    with pytest.raises(DataError, match="empty history"):
+        sasrec.recommend_next([], k=3)
+    with pytest.raises(DataError, match="unknown to the model, e.g. \\[999\\]"):
+        sasrec.recommend_next([110, 999], k=3)
+    assert np.array_equal(sasrec.recommend_next([108, 109, 999], k=3, unknown="ignore")[0], sasrec.recommend_next([108, 109], k=3)[0])
+    with pytest.raises(ValueError, match="k must be"):
+        sasrec.recommend_next([110], k=0)
+
+
+def test_sampled_and_full_ranking_see_the_same_history(chain_split, sasrec):
+    from recsys_tf.evaluation import evaluate_sampled
+
+    _, split = chain_split
+    test = split.test_frame
+    rng = np.random.default_rng(0)
+    cand = np.column_stack([test.item_id.to_numpy(), 100 + rng.integers(0, 40, (len(test), 20))])
+    with sasrec.extended(split.val_frame):
+        sampled = evaluate_sampled(sasrec, test, cand)["hit_rate@10"]
+    full = sasrec.evaluate(test, history=split.val_frame)["hit_rate@10"]
+    assert sampled >= full - 1e-9  # fewer competitors can only help
+
+
+def test_save_and_load_round_trip(sasrec, tmp_path):
+    sasrec.save(tmp_path / "s")
+    again = Recommender.load(tmp_path / "s")
+    assert type(again) is SASRec and again.maxlen == 10
+    assert np.allclose(again.recommend_next([110, 111], k=5)[1], sasrec.recommend_next([110, 111], k=5)[1], atol=1e-5)
+    assert np.array_equal(again.recommend(5, k=5)[0], sasrec.recommend(5, k=5)[0])
+    (tmp_path / "s" / "sequence_codes.npy").write_bytes(b"\x93NUMPY broken")
+    with pytest.raises(DataError):
+        Recommender.load(tmp_path / "s")
+
+
+def test_attention_map_of_one_session_is_causal_and_sums_to_one(sasrec):
+    maps = sasrec.attention_maps([110, 111, 112, 113])
+    assert len(maps) == 2 and maps[0].shape == (1, 10, 10)
+    w = maps[-1][0][-4:]  # the rows of the 4 items (padding rows attend to nothing that is used)
+    assert np.allclose(w.sum(-1), 1.0, atol=1e-5) and np.allclose(w[:, :6], 0.0)  # no weight on padding
+    assert np.allclose(np.triu(w[:, -4:], 1), 0.0, atol=1e-6)  # nor on later items
+
+
+def test_sequence_models_refuse_bad_settings_and_unordered_data():
+    with pytest.raises(ValueError, match="loss"):
+        SASRec(loss="hinge")
+    with pytest.raises(ValueError, match="multiple of heads"):
+        SASRec(dim=10, heads=3)
+    with pytest.raises(DataError, match="timestamp"):
+        SASRec(epochs=1, verbose=False).fit(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}))
+    assert math.isfinite(_gbce_beta(1, 2, 0.0))

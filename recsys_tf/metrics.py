@@ -199,6 +199,36 @@ def sampled_metrics(scores: np.ndarray, candidates: np.ndarray | None = None, k:
 
 
 # --- beyond accuracy ----------------------------------------------------------------------------
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: the probability that a random positive outscores a random negative
+    (ties count one half), from average ranks (Mann-Whitney U). NaN when one class is absent."""
+    return float(grouped_auc(np.zeros(len(labels), np.int64), labels, scores)["auc"].iloc[0]) if len(labels) else float("nan")
+
+
+def grouped_auc(groups: np.ndarray, labels: np.ndarray, scores: np.ndarray):
+    """Per-group AUC (vectorized with ranks within each group): a frame with ``auc``, ``n`` (rows)
+    and ``n_pos`` per group; groups with a single class get NaN."""
+    import pandas as pd
+
+    labels = np.asarray(labels, dtype=float)
+    if not np.isin(labels, (0.0, 1.0)).all():
+        raise ValueError("labels must be 0 or 1.")
+    frame = pd.DataFrame({"g": np.asarray(groups), "y": labels, "s": np.asarray(scores, dtype=float)})
+    frame["r"] = frame.groupby("g")["s"].rank(method="average")
+    agg = frame.assign(rp=frame.r * frame.y).groupby("g").agg(n=("y", "size"), n_pos=("y", "sum"), rank_pos=("rp", "sum"))
+    n_neg = agg.n - agg.n_pos
+    u = agg.rank_pos - agg.n_pos * (agg.n_pos + 1) / 2
+    agg["auc"] = np.where((agg.n_pos > 0) & (n_neg > 0), u / np.maximum(agg.n_pos * n_neg, 1), np.nan)
+    return agg[["auc", "n", "n_pos"]]
+
+
+def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """Group AUC (Zhou et al., DIN, KDD 2018): each user's AUC weighted by their impressions,
+    over users with both clicks and non-clicks -- it compares items *within* a user, as ranking does."""
+    per = grouped_auc(users, labels, scores).dropna(subset=["auc"])
+    return float((per.auc * per.n).sum() / per.n.sum()) if len(per) else float("nan")
+
+
 def catalog_coverage(ranked: np.ndarray, n_items: int) -> float:
     """Share of the catalog that appears in at least one list: |union of lists| / n_items."""
     r = np.asarray(ranked)

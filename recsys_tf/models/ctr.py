@@ -1,0 +1,272 @@
+"""Click-through prediction with target attention: DIN and its sum-pooling base model, in ``keras.ops``.
+
+Deep Interest Network (Zhou et al., KDD 2018). A shopper's behaviour is the items they clicked
+before the impression, each described by its id, category, brand and price level (one embedding
+each, concatenated: ``e_j``). The candidate item ``v`` gets the same description. The base model
+pools the behaviour by a sum, ``u = sum_j e_j``, the same for every candidate. DIN weighs each
+past click by its relevance *to this candidate*,
+
+    u(v) = sum_j a(e_j, v) e_j,    a(e_j, v) = MLP([e_j, v, e_j - v, e_j * v])
+
+(no softmax, as in the paper: the weights keep the intensity of the interest). A tent as
+candidate lights up the shopper's past clicks on camping gear, a lamp their home clicks. Then
+``logit = MLP([u(v), v, u(v) * v])``. ``activation="dice"`` uses the paper's Dice,
+``f(s) = p(s) s + (1 - p(s)) alpha s`` with ``p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps))`` over
+the batch; ``"prelu"`` its predecessor. Evaluation: AUC and the per-user GAUC.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from recsys_tf.data.impressions import ATTRIBUTES, Behaviours
+from recsys_tf.data.schema import ITEM, USER
+from recsys_tf.errors import DataError
+from recsys_tf.metrics import gauc, roc_auc
+from recsys_tf.utils import progress
+
+
+def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int, ...], mlp: tuple[int, ...],
+           activation: str, pooling: str, seed: int):  # fmt: skip
+    import keras
+    from keras import layers, ops
+
+    class Dice(layers.Layer):
+        def __init__(self, **kw) -> None:
+            super().__init__(**kw)
+            self.norm = layers.BatchNormalization(center=False, scale=False, epsilon=1e-9)
+
+        def build(self, shape) -> None:
+            self.alpha = self.add_weight(shape=(shape[-1],), initializer="zeros", name="alpha")
+
+        def call(self, s, training=None):
+            p = ops.sigmoid(self.norm(s, training=training))
+            return p * s + (1 - p) * self.alpha * s
+
+    def act():
+        return Dice() if activation == "dice" else layers.PReLU()
+
+    def dense(units: int, k: int):
+        return layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + k))
+
+    class CTRNet(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables = [layers.Embedding(n + 1, dim, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.05, seed=seed + t))
+                           for t, n in enumerate(n_codes)]  # fmt: skip
+            self.att = [(dense(u, 10 + i), act()) for i, u in enumerate(attention_units)]
+            self.att_out = dense(1, 20)
+            self.mlp = [(dense(u, 30 + i), act()) for i, u in enumerate(mlp)]
+            self.out = dense(1, 40)
+
+        def build(self, input_shape=None) -> None:
+            # the layers are created by running one batch (see _build); nothing is left to build
+            self.built = True
+
+        def describe(self, codes):
+            """(..., 4) attribute codes -> (..., 4 dim) concatenated embeddings."""
+            return ops.concatenate([t(codes[..., f]) for f, t in enumerate(self.tables)], axis=-1)
+
+        def weights_of(self, e, v, keep, training=None):
+            """Attention weight of every past click for the candidate: (B, L), 0 on padding."""
+            vv = ops.broadcast_to(ops.expand_dims(v, 1), ops.shape(e))
+            h = ops.concatenate([e, vv, e - vv, e * vv], axis=-1)
+            for layer, a in self.att:
+                h = a(layer(h), training=training)
+            return ops.squeeze(self.att_out(h), -1) * keep
+
+        def call(self, packed, training=None):
+            v = self.describe(packed[:, 0])
+            e = self.describe(packed[:, 1:])
+            keep = ops.cast(ops.not_equal(packed[:, 1:, 0], 0), v.dtype)
+            w = self.weights_of(e, v, keep, training) if pooling == "attention" else keep
+            u = ops.sum(e * ops.expand_dims(w, -1), axis=1)
+            h = ops.concatenate([u, v, u * v], axis=-1)
+            for layer, a in self.mlp:
+                h = a(layer(h), training=training)
+            return ops.squeeze(self.out(h), -1)
+
+    net = CTRNet()
+    net(np.zeros((2, maxlen + 1, len(n_codes)), "int32"), training=False)
+    return net
+
+
+class DIN:
+    """Deep Interest Network for click-through prediction on impressions (see the module docstring).
+
+    ``fit(samples, clicks, items)``: ``samples`` from :func:`recsys_tf.data.impressions.ctr_samples`
+    (``user_id, item_id, timestamp, label``); ``clicks``: the click log the behaviour sequences come
+    from (only clicks strictly before each impression are used, so nothing leaks from the future);
+    ``items``: the catalogue with ``category``, ``brand`` and ``price_tier``. ``pooling="sum"`` is
+    the paper's base model.
+    """
+
+    def __init__(self, maxlen: int = 20, dim: int = 12, attention_units: tuple[int, ...] = (36,), mlp: tuple[int, ...] = (80, 40),
+                 activation: Literal["dice", "prelu"] = "dice", pooling: Literal["attention", "sum"] = "attention",
+                 epochs: int = 5, batch_size: int = 512, learning_rate: float = 1e-3, seed: int = 0, verbose: bool = True) -> None:  # fmt: skip
+        if activation not in ("dice", "prelu") or pooling not in ("attention", "sum"):
+            raise ValueError(f"activation must be 'dice' or 'prelu' and pooling 'attention' or 'sum'; got {activation!r}, {pooling!r}.")
+        self.maxlen, self.dim, self.attention_units, self.mlp = maxlen, dim, tuple(attention_units), tuple(mlp)
+        self.activation, self.pooling, self.epochs, self.batch_size = activation, pooling, epochs, batch_size
+        self.learning_rate, self.seed, self.verbose = learning_rate, seed, verbose
+        self.net_ = None
+        self.history_: list[dict[str, float]] = []
+
+    def _params(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("maxlen", "dim", "attention_units", "mlp", "activation", "pooling", "epochs",
+                                              "batch_size", "learning_rate", "seed")}  # fmt: skip
+
+    # --- features -----------------------------------------------------------------------------
+    def _set_items(self, items: pd.DataFrame) -> None:
+        missing = {ITEM, *ATTRIBUTES} - set(items.columns)
+        if missing:
+            raise DataError(f"items lack column(s) {sorted(missing)}: DIN describes items by {list(ATTRIBUTES)}.")
+        self.item_ids_ = np.sort(items[ITEM].unique())
+        cat = items.drop_duplicates(ITEM).set_index(ITEM).reindex(self.item_ids_)
+        codes = [np.arange(1, len(self.item_ids_) + 1)]
+        self.vocab_ = {}
+        for col in ATTRIBUTES:
+            values = cat[col].astype(str).fillna("?")
+            vocab = np.sort(values.unique())
+            self.vocab_[col] = vocab.tolist()
+            codes.append(np.searchsorted(vocab, values.to_numpy()) + 1)
+        self.item_codes_ = np.stack(codes, 1).astype(np.int32)  # row = item position; 0 reserved for padding
+
+    def _describe(self, raw_items: np.ndarray, where: str) -> np.ndarray:
+        raw = np.asarray(raw_items)
+        pos = np.clip(np.searchsorted(self.item_ids_, raw), 0, len(self.item_ids_) - 1)
+        ok = self.item_ids_[pos] == raw
+        if not ok.all():
+            raise DataError(f"{where}: {int((~ok).sum())} item id(s) not in the catalogue, e.g. {raw[~ok][:5].tolist()}.")
+        return self.item_codes_[pos]
+
+    def _packed(self, samples: pd.DataFrame) -> np.ndarray:
+        for col in (USER, ITEM, "timestamp"):
+            if col not in samples:
+                raise DataError(f"samples lack the column {col!r}; build them with ctr_samples(events).")
+        past, valid = self.behaviours_.before(samples[USER].to_numpy(), samples["timestamp"].to_numpy(), self.maxlen)
+        hist = np.zeros((len(samples), self.maxlen, 1 + len(ATTRIBUTES)), np.int32)
+        if valid.any():
+            hist[valid] = self._describe(past[valid], "clicks")
+        cand = self._describe(samples[ITEM].to_numpy(), "samples")
+        return np.concatenate([cand[:, None, :], hist], axis=1)
+
+    # --- training and prediction --------------------------------------------------------------
+    def fit(self, samples: pd.DataFrame, clicks: pd.DataFrame, items: pd.DataFrame, val: pd.DataFrame | None = None) -> "DIN":
+        import keras
+
+        from recsys_tf.models.fast_loop import trainer_for
+
+        if not len(samples):
+            raise DataError("samples is empty: nothing to learn click-through from.")
+        y = samples["label"].to_numpy(np.float32)
+        if not np.isin(y, (0.0, 1.0)).all():
+            raise DataError("samples' label must be 0 (shown, not clicked) or 1 (clicked).")
+        keras.utils.set_random_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self._set_items(items)
+        self.behaviours_ = Behaviours.from_clicks(clicks)
+        x = self._packed(samples)
+        self.net_ = _build([len(self.item_ids_), *(len(self.vocab_[c]) for c in ATTRIBUTES)], self.maxlen, self.dim,
+                           self.attention_units, self.mlp, self.activation, self.pooling, self.seed)  # fmt: skip
+        opt = keras.optimizers.Adam(self.learning_rate)
+        loss = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.net_.compile(optimizer=opt, loss=loss)
+        trainer = trainer_for(self.net_, opt, loss, self.batch_size) if len(x) >= self.batch_size else None
+        for epoch in progress(range(self.epochs), desc="DIN" if self.pooling == "attention" else "sum pooling", disable=not self.verbose or None):
+            perm = rng.permutation(len(x))
+            if trainer is not None:
+                value = trainer.run_epoch(*trainer.device_batches(x[perm], y[perm]))
+            else:
+                value = float(self.net_.fit(x[perm], y[perm], batch_size=self.batch_size, verbose=0).history["loss"][-1])
+            rec = {"epoch": epoch + 1, "loss": value}
+            if val is not None:
+                rec.update({f"val_{k}": v for k, v in self.evaluate(val).items() if k in ("auc", "gauc")})
+            self.history_.append(rec)
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.net_ is None:
+            raise RuntimeError("DIN is not fitted: call fit() first.")
+
+    def predict(self, samples: pd.DataFrame, batch: int = 8192) -> np.ndarray:
+        """Click probabilities of the impressions in ``samples``."""
+        import keras
+
+        self._check_fitted()
+        x = self._packed(samples)
+        out = [keras.ops.convert_to_numpy(keras.ops.sigmoid(self.net_(x[s : s + batch], training=False))) for s in range(0, len(x), batch)]
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+    def evaluate(self, samples: pd.DataFrame) -> dict[str, float]:
+        """AUC, GAUC (per-user AUC weighted by impressions) and log loss on ``samples``."""
+        p = self.predict(samples)
+        y = samples["label"].to_numpy(np.float64)
+        eps = 1e-7
+        logloss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+        return {"auc": roc_auc(y, p), "gauc": gauc(samples[USER].to_numpy(), y, p), "logloss": logloss, "n": len(y)}
+
+    def attention(self, user_id, candidates, at_time: int) -> tuple[np.ndarray, np.ndarray]:
+        """The shopper's past clicks before ``at_time`` (raw ids, oldest first) and DIN's weight of
+        each for every candidate item: ``(n_candidates, n_clicks)``."""
+        import keras
+
+        self._check_fitted()
+        if self.pooling != "attention":
+            raise ValueError("the sum-pooling model weighs every click 1; attention needs pooling='attention'.")
+        cand = np.asarray(list(candidates))
+        frame = pd.DataFrame({USER: np.repeat(user_id, len(cand)), ITEM: cand, "timestamp": np.repeat(at_time, len(cand))})
+        x = self._packed(frame)
+        past, valid = self.behaviours_.before(np.array([user_id]), np.array([at_time]), self.maxlen)
+        v = self.net_.describe(x[:, 0])
+        e = self.net_.describe(x[:, 1:])
+        keep = keras.ops.cast(keras.ops.not_equal(x[:, 1:, 0], 0), v.dtype)
+        w = keras.ops.convert_to_numpy(self.net_.weights_of(e, v, keep, training=False))
+        return past[0][valid[0]], w[:, valid[0]]
+
+    # --- persistence --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Atomic folder save (see :meth:`Recommender.save`): settings, vocabularies, click log, weights, manifest."""
+        from recsys_tf.models.base import save_folder
+
+        self._check_fitted()
+
+        def write(folder: Path) -> None:
+            (folder / "model.json").write_text(json.dumps({"class": "DIN", "params": self._params(), "vocab": self.vocab_}, indent=2))
+            np.save(folder / "item_ids.npy", self.item_ids_)
+            np.save(folder / "item_codes.npy", self.item_codes_)
+            b = self.behaviours_
+            for name in ("users", "offsets", "items", "times"):
+                np.save(folder / f"clicks_{name}.npy", getattr(b, name))
+            self.net_.save_weights(folder / "model.weights.h5")
+
+        return save_folder(Path(path), write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "DIN":
+        from recsys_tf.models.base import _read_json, verified_copy
+
+        with verified_copy(Path(path)) as folder:
+            meta = _read_json(folder / "model.json", path)
+            if meta.get("class") != "DIN":
+                raise DataError(f"{path}: not a saved DIN model (class {meta.get('class')!r}).")
+            try:
+                params = meta["params"]
+                model = cls(**{**params, "attention_units": tuple(params["attention_units"]), "mlp": tuple(params["mlp"])}, verbose=False)
+                model.vocab_ = meta["vocab"]
+                load = lambda n: np.load(folder / n, allow_pickle=False)  # noqa: E731
+                model.item_ids_, model.item_codes_ = load("item_ids.npy"), load("item_codes.npy")
+                model.behaviours_ = Behaviours(*(load(f"clicks_{n}.npy") for n in ("users", "offsets", "items", "times")))
+                model.net_ = _build([len(model.item_ids_), *(len(model.vocab_[c]) for c in ATTRIBUTES)], model.maxlen, model.dim,
+                                    model.attention_units, model.mlp, model.activation, model.pooling, model.seed)  # fmt: skip
+                model.net_.load_weights(folder / "model.weights.h5")
+            except DataError:
+                raise
+            except Exception as exc:
+                raise DataError(f"{path}: damaged saved model ({type(exc).__name__}: {exc}); save it again.") from exc
+            return model

@@ -1,0 +1,126 @@
+"""Impressions, AUC / GAUC by hand, and DIN: no look-ahead, attention on the relevant clicks, save/load."""
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys_tf.data.impressions import Behaviours, ctr_samples
+from recsys_tf.errors import DataError
+from recsys_tf.metrics import gauc, grouped_auc, roc_auc
+from recsys_tf.models.ctr import DIN
+
+
+def test_auc_and_gauc_by_hand():
+    # pairs (pos, neg): (0.9, 0.1) win, (0.9, 0.5) win, (0.5, 0.1) win, (0.5, 0.5) tie = 3.5 / 4
+    assert roc_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.5, 0.5])) == pytest.approx(0.875)
+    # user 1 ranks perfectly (AUC 1, 2 rows), user 2 backwards (AUC 0, 2 rows), user 3 has one class: left out
+    assert gauc(np.array([1, 1, 2, 2, 3]), np.array([1, 0, 0, 1, 1]), np.array([0.9, 0.1, 0.8, 0.2, 0.5])) == pytest.approx(0.5)
+    per = grouped_auc(np.array([1, 1, 1]), np.array([1, 1, 1]), np.array([0.1, 0.2, 0.3]))
+    assert np.isnan(per.auc.iloc[0])
+    with pytest.raises(ValueError, match="0 or 1"):
+        roc_auc(np.array([2, 0]), np.array([0.1, 0.2]))
+
+
+def test_impressions_are_views_labelled_by_a_click_in_the_same_session():
+    ev = pd.DataFrame({"user_id": [1, 1, 1, 1, 2], "item_id": [10, 10, 11, 10, 10], "event": ["view", "click", "view", "view", "view"],
+                       "timestamp": [1, 2, 3, 9, 4], "session_id": [100, 100, 100, 101, 200]})  # fmt: skip
+    s = ctr_samples(ev)
+    assert s[["user_id", "item_id", "session_id", "label"]].values.tolist() == [[1, 10, 100, 1], [1, 11, 100, 0], [1, 10, 101, 0], [2, 10, 200, 0]]
+    with pytest.raises(DataError, match="session_id"):
+        ctr_samples(ev.drop(columns="session_id"))
+    with pytest.raises(DataError, match="no 'view' events"):
+        ctr_samples(ev[ev.event == "click"])
+
+
+def test_behaviour_sequences_hold_only_clicks_strictly_before_the_impression():
+    b = Behaviours.from_clicks(pd.DataFrame({"user_id": [5, 5, 5, 7], "item_id": [10, 11, 12, 13], "timestamp": [100, 200, 300, 150]}))
+    items, valid = b.before(np.array([5, 5, 7, 9, 5]), np.array([250, 100, 151, 1000, 301]), 2)
+    assert items.tolist() == [[10, 11], [0, 0], [0, 13], [0, 0], [11, 12]]  # t=100 sees nothing at t=100; last 2 only
+    assert valid.tolist() == [[True, True], [False, False], [False, True], [False, False], [True, True]]
+
+
+def _two_need_shop(n_users=300, seed=0):
+    """Shoppers click in two categories (A: items 0-9, B: items 10-19); a shown item is clicked
+    exactly when its category is one the shopper clicked before."""
+    rng = np.random.default_rng(seed)
+    items = pd.DataFrame({"item_id": np.arange(30), "category": ["A"] * 10 + ["B"] * 10 + ["C"] * 10,
+                          "brand": "x", "price_tier": "mid"})  # fmt: skip
+    clicks, views = [], []
+    for_cat = {"A": np.arange(10), "B": np.arange(10, 20), "C": np.arange(20, 30)}
+    likes = rng.choice(["A", "B", "C"], size=(n_users, 2))
+    for u in range(n_users):
+        for t in range(4):
+            clicks.append((u, int(rng.choice(for_cat[likes[u, t % 2]])), t))
+        for t in range(4, 10):
+            cat = rng.choice(["A", "B", "C"])
+            views.append((u, int(rng.choice(for_cat[cat])), 100 + t, float(cat in likes[u])))
+    clicks = pd.DataFrame(clicks, columns=["user_id", "item_id", "timestamp"])
+    samples = pd.DataFrame(views, columns=["user_id", "item_id", "timestamp", "label"])
+    return items, clicks, samples, likes
+
+
+@pytest.fixture(scope="module")
+def din_fit():
+    items, clicks, samples, likes = _two_need_shop()
+    train, test = samples[samples.user_id < 240], samples[samples.user_id >= 240]
+    model = DIN(maxlen=4, dim=8, epochs=12, batch_size=64, learning_rate=5e-3, verbose=False).fit(train, clicks, items)
+    return model, items, clicks, test, likes
+
+
+def test_din_learns_the_shoppers_needs_and_its_weights_depend_on_the_candidate(din_fit):
+    model, items, clicks, test, likes = din_fit
+    m = model.evaluate(test)
+    assert m["auc"] > 0.9 and m["gauc"] > 0.9
+    u = 250
+    cat_of = items.set_index("item_id").category
+    cands = [int(items.item_id[items.category == likes[u, 0]].iloc[0]), int(items.item_id[items.category == likes[u, 1]].iloc[0])]
+    if likes[u, 0] == likes[u, 1]:
+        pytest.skip("this shopper has one need")
+    past, w = model.attention(u, cands, at_time=100)
+    assert len(past) == 4 and w.shape == (2, 4)
+    # target attention: the same past clicks get other weights for another candidate (sum pooling
+    # gives every click 1), and clicks of one category share a weight for a given candidate
+    assert np.abs(w[0] - w[1]).max() > 0.1 * np.abs(w).max()
+    cats = cat_of[past].to_numpy()
+    for row in w:
+        for c in set(cats):
+            assert np.ptp(row[cats == c]) < 0.05 * np.abs(row).max() + 1e-6
+
+
+def test_din_save_and_load_round_trip(din_fit, tmp_path):
+    model, _, _, test, _ = din_fit
+    model.save(tmp_path / "din")
+    again = DIN.load(tmp_path / "din")
+    assert np.allclose(again.predict(test), model.predict(test), atol=1e-6)
+    (tmp_path / "din" / "clicks_items.npy").write_bytes(b"broken")
+    with pytest.raises(DataError, match="damaged|manifest|changed"):
+        DIN.load(tmp_path / "din")
+
+
+def test_sum_pooling_base_and_bad_input():
+    items, clicks, samples, _ = _two_need_shop(n_users=40)
+    base = DIN(pooling="sum", maxlen=4, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
+    with pytest.raises(ValueError, match="attention"):
+        base.attention(0, [1], 100)
+    with pytest.raises(DataError, match="not in the catalogue"):
+        base.predict(samples.assign(item_id=999))
+    with pytest.raises(DataError, match="label"):
+        DIN(epochs=1, verbose=False).fit(samples.assign(label=2.0), clicks, items)
+    with pytest.raises(DataError, match="price_tier"):
+        DIN(epochs=1, verbose=False).fit(samples, clicks, items.drop(columns="price_tier"))
+    with pytest.raises(ValueError, match="pooling"):
+        DIN(pooling="max")
+
+
+def test_dice_follows_its_formula():
+    from recsys_tf.models.ctr import _build
+
+    net = _build([3, 1, 1, 1], maxlen=2, dim=2, attention_units=(4,), mlp=(3,), activation="dice", pooling="attention", seed=0)
+    dice = net.mlp[0][1]
+    dice.alpha.assign(np.full(3, 0.25, "float32"))
+    s = np.array([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]], "float32")
+    mean, var = s.mean(0), s.var(0)
+    p = 1 / (1 + np.exp(-(s - mean) / np.sqrt(var + 1e-9)))
+    want = p * s + (1 - p) * 0.25 * s
+    assert np.allclose(keras.ops.convert_to_numpy(dice(s, training=True)), want, atol=1e-5)

@@ -66,6 +66,15 @@ CHECKS = {
         "front": lambda v: len(v) >= 5 and all(0 <= p["interest coverage"] <= 1 for p in v),
         "max_coverage_gain": _between(0, 10),
     },
+    "11_sequential_recommendation": {
+        "sequence_table": lambda v: {"popularity", "GRU4Rec", "SASRec (full cross-entropy)", "BERT4Rec"} <= set(v)
+        and all(0 <= r["HR@10 full"] <= r["HR@10 sampled"] + 1e-9 <= 1 + 1e-9 for r in v.values()),
+        "next_items_same_category": _between(0, 1), "attention_rows_sum_to_one": lambda v: v is True,
+    },
+    "12_attention_ranking_din": {
+        "ctr_table": lambda v: {"sum pooling (base)", "DIN, Dice", "DIN, PReLU"} <= set(v) and all(0 <= r["auc"] <= 1 for r in v.values()),
+        "din_gauc_minus_sum": _between(-1, 1), "same_category_weight_lift": lambda v: len(v) == 2,
+    },
     "02_user_behavior_analysis": {
         "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
         "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),

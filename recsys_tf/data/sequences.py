@@ -106,6 +106,13 @@ class SequenceSplit:
     test_frame: pd.DataFrame
     n_short: int
 
+    @property
+    def train_frame(self) -> pd.DataFrame:
+        """The training part as interactions (``timestamp`` = position in the sequence), for ``fit``."""
+        t = self.train
+        pos = np.arange(len(t.codes)) - np.repeat(t.offsets[:-1], t.lengths)
+        return pd.DataFrame({USER: np.repeat(t.users, t.lengths), ITEM: t.item_ids[t.codes - 1], "timestamp": pos})
+
 
 def leave_one_out(seq: Sequences) -> SequenceSplit:
     """The SASRec / S3-Rec protocol: last item = test, second-to-last = validation, the rest training."""

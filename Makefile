@@ -53,6 +53,8 @@ bench: $(STAMP)
 	KERAS_BACKEND=jax $(PY) bench/bench_train.py
 	$(PY) bench/bench_eval.py
 	KERAS_BACKEND=jax $(PY) bench/bench_eval.py
+	$(PY) bench/bench_sequences.py
+	KERAS_BACKEND=jax $(PY) bench/bench_sequences.py
 	$(PY) bench/bench_rerank.py
 	$(PY) bench/bench_features.py
 

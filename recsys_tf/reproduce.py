@@ -356,6 +356,115 @@ def full_ranking_ml100k(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
             "ease_validation": {str(k): v for k, v in on_val.items()}}  # fmt: skip
 
 
+# --- sequential recommendation (S3-Rec's data and protocols) -----------------------------------------
+SEQ_RECIPE = dict(maxlen=50, dim=64, blocks=2, heads=1, dropout=0.2, batch_size=128, learning_rate=1e-3)
+SEQ_MODELS = {
+    "GRU4Rec (cross-entropy)": ("GRU4Rec", {}),
+    "SASRec (BCE, 1 negative: the paper's loss)": ("SASRec", {"loss": "bce"}),
+    "SASRec (full cross-entropy)": ("SASRec", {"loss": "ce"}),
+    "BERT4Rec (masked items, cross-entropy)": ("BERT4Rec", {"mask_prob": 0.2}),
+}  # fmt: skip
+# S3-Rec's tables (HR@10, NDCG@10): full ranking, then 99 negatives
+S3REC = {
+    "lastfm": {"PopRec": ((0.0440, 0.0203), (0.3037, 0.1687)), "GRU4Rec": ((0.0367, 0.0187), (0.2817, 0.1550)),
+               "SASRec": ((0.0688, 0.0390), (0.4706, 0.2755)), "BERT4Rec": ((0.0633, 0.0337), (0.4991, 0.2871))},
+    "beauty": {"PopRec": ((0.0152, 0.0068), (0.3386, 0.1803)), "GRU4Rec": ((0.0283, 0.0137), (0.4106, 0.2584)),
+               "SASRec": ((0.0605, 0.0318), (0.4696, 0.3156)), "BERT4Rec": ((0.0347, 0.0170), (0.4739, 0.2975))},
+    "games": {"SASRec": ((float("nan"), float("nan")), (0.7410, 0.5360))},  # the SASRec paper, 100 negatives
+    "sports": {"PopRec": ((0.0094, 0.0053), (0.3423, 0.1902)), "GRU4Rec": ((0.0204, 0.0110), (0.4299, 0.2527)),
+               "SASRec": ((0.0350, 0.0192), (0.4622, 0.2869)), "BERT4Rec": ((0.0191, 0.0099), (0.4722, 0.2775))},
+}  # fmt: skip
+
+
+def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 5) -> dict[str, Any]:
+    """GRU4Rec, SASRec (BCE and full cross-entropy) and BERT4Rec on an S3-Rec data set, both protocols.
+
+    Leave-one-out by time; the epoch is chosen on the validation item (early stopping on its
+    full-ranking NDCG@10); the test input is the whole history before the test item (validation
+    item included) and those items are masked. Sampled protocol: LastFM with the authors' own 99
+    negatives per user, the others with 99 uniform negatives drawn per seed.
+    """
+    from recsys_tf import models
+    from recsys_tf.data import load_s3rec
+    from recsys_tf.data.download import fetch
+    from recsys_tf.data.sequences import leave_one_out, read_candidates, to_sequences
+    from recsys_tf.evaluation import evaluate_sampled
+
+    if name == "games":
+        from recsys_tf.data import load_sasrec_games
+
+        ds = load_sasrec_games()  # the SASRec paper's own cut; its protocol ranks against 100 negatives
+    else:
+        ds = load_s3rec(name)  # DataNotFoundError -> "not run" with the reason
+    n_neg = 100 if name == "games" else 99
+    inter = ds.interactions
+    split = leave_one_out(to_sequences(inter))
+    train, val, test = split.train_frame, split.val_frame, split.test_frame
+    published_negatives = name == "lastfm"
+
+    def candidates(seed: int) -> np.ndarray:
+        if published_negatives:
+            return np.column_stack([test.item_id.to_numpy(), read_candidates(fetch("s3rec-other", "LastFM_sample.txt"), test.user_id.to_numpy())])
+        from recsys_tf.data.sampling import pair_keys, sample_candidates
+
+        items = np.sort(inter.item_id.unique())
+        users = np.sort(inter.user_id.unique())
+        seen = pair_keys(np.searchsorted(users, inter.user_id), np.searchsorted(items, inter.item_id), len(items))
+        cand = sample_candidates(np.searchsorted(users, test.user_id), np.searchsorted(items, test.item_id), seen, len(items), n_neg, seed=seed)
+        return np.column_stack([test.item_id.to_numpy(), items[cand]])
+
+    def both(model, cand) -> dict[str, float]:
+        full = model.evaluate(test, k=10, history=val) if isinstance(model, models.SequentialRecommender) else model.evaluate(test, k=10, exclude=val)
+        ctx = model.extended(val) if isinstance(model, models.SequentialRecommender) else _nullcontext()
+        with ctx:
+            sampled = evaluate_sampled(model, test, cand)
+        return {"hr_full": full["hit_rate@10"], "ndcg_full": full["ndcg@10"], "hr_sampled": sampled["hit_rate@10"], "ndcg_sampled": sampled["ndcg@10"]}
+
+    runs = []
+    for seed in seeds:
+        cand = candidates(seed)
+        start = time.perf_counter()
+        rows = {"PopRec": {**both(models.Popularity().fit(train, ds.items), cand), "seconds": round(time.perf_counter() - start, 2)}}
+        for label, (cls_name, extra) in SEQ_MODELS.items():
+            start = time.perf_counter()
+            model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, **SEQ_RECIPE, **extra)
+            model.fit(train, ds.items, val=val)
+            rows[label] = {**both(model, cand), "epoch": model.best_epoch_, "seconds": round(time.perf_counter() - start, 1),
+                           "seconds_per_epoch": float(np.median([h["seconds"] for h in model.history_]))}  # fmt: skip
+        print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
+        runs.append(rows)
+    return {"protocol": "leave-one-out by time (last item = test, second-to-last = validation); full ranking of every item "
+                        f"the user has not interacted with, and ranking against {n_neg} negatives ("
+                        + ("the authors' own LastFM_sample.txt" if published_negatives else "uniform, drawn per seed") + "); "
+                        f"one recipe for every data set ({', '.join(f'{k} {v:g}' for k, v in SEQ_RECIPE.items())}, at most "
+                        f"{max_epochs} epochs), the epoch chosen on validation NDCG@10 (patience {patience}); seeds vary the "
+                        "initialisation, the training negatives and masks",
+            "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
+            "dataset": name, "seeds": list(seeds), "rows": over_seeds(runs)}  # fmt: skip
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def seq_lastfm(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
+    return sequential_s3rec("lastfm", seeds=seeds[:3])
+
+
+def seq_beauty(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
+    return sequential_s3rec("beauty", seeds=seeds[:3])
+
+
+def seq_sports(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
+    return sequential_s3rec("sports", seeds=seeds[:3])
+
+
+def seq_games(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
+    return sequential_s3rec("games", seeds=seeds[:3])
+
+
 # published / peer numbers: (HR@10, NDCG@10) or (RMSE, MAE), the source, and our row they face
 PUBLISHED = {
     "mf_ml100k": [
@@ -447,6 +556,37 @@ def _ranking_section(key: str, res: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _sequence_section(res: dict[str, Any]) -> list[str]:
+    pubs = S3REC.get(res["dataset"], {})
+    lines = [f"Protocol: {res['protocol']}. Data: {res['data']}; seeds {res['seeds']}.", "",
+             "| model | published, full ranking | ours, full ranking | published, sampled negatives | ours, sampled negatives | SASRec within 5% of the published (or better)? | epoch | s / epoch |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in res["rows"].items():
+        match = pubs.get(name.split(" (")[0])
+        full_pub = f"{_num(match[0][0])} / {_num(match[0][1])}" if match and not np.isnan(match[0][0]) else ""
+        samp_pub = f"{_num(match[1][0])} / {_num(match[1][1])}" if match else ""
+        verdict = ""
+        if match and name.startswith("SASRec"):
+            pairs = [(k, p) for k, p in (("hr_full", match[0][0]), ("ndcg_full", match[0][1]), ("hr_sampled", match[1][0]),
+                                          ("ndcg_sampled", match[1][1])) if not np.isnan(p)]  # fmt: skip
+            ok = {k: r[k]["mean"] >= 0.95 * p for k, p in pairs}
+            verdict = (f"yes, all {len(ok)}" if all(ok.values()) else
+                       f"{sum(ok.values())} of {len(ok)} ({', '.join(f'{k}: ' + ('yes' if o else 'no') for k, o in ok.items())})")  # fmt: skip
+        epoch = _pm(r["epoch"], 1) if "epoch" in r else ""
+        per_epoch = _pm(r["seconds_per_epoch"], 2) if "seconds_per_epoch" in r else ""
+        lines.append(f"| {name} | {full_pub} | **{_pm(r['hr_full'])} / {_pm(r['ndcg_full'])}** | {samp_pub} "
+                     f"| **{_pm(r['hr_sampled'])} / {_pm(r['ndcg_sampled'])}** | {verdict} | {epoch} | {per_epoch} |")  # fmt: skip
+    sas = res["rows"].get("SASRec (BCE, 1 negative: the paper's loss)")
+    bert = res["rows"].get("BERT4Rec (masked items, cross-entropy)")
+    if sas and bert:
+        def order(key: str) -> str:
+            return "BERT4Rec ahead of SASRec" if bert[key]["mean"] > sas[key]["mean"] else "SASRec ahead of BERT4Rec"
+
+        lines += ["", f"The protocol flip (Krichene & Rendle, KDD 2020): with 99 negatives {order('hr_sampled')} on HR@10, "
+                      f"with full ranking {order('hr_full')}. S3-Rec's tables: BERT4Rec ahead with negatives, behind with full ranking."]  # fmt: skip
+    return lines + [""]
+
+
 def render(results: dict[str, Any], dev: str) -> str:
     lines = ["# Reproduced results", "", f"Generated by `make reproduce` (`python -m recsys_tf.reproduce`) on {time.strftime('%Y-%m-%d')}.",
              f"Device: {dev}. Raw numbers, per seed: `docs/results/*.json`. Published and peer numbers: "
@@ -480,6 +620,13 @@ def render(results: dict[str, Any], dev: str) -> str:
             if len(knn) == 2:
                 lines += [f"Item-kNN: keeping each *target* item's 100 neighbours (RecBole, Ferrari Dacrema et al.) gives "
                           f"{_pm(knn[0]['hr'], 3)} HR@10, keeping each *history* item's gives {_pm(knn[1]['hr'], 3)}.", ""]  # fmt: skip
+    for key, title in (("seq_lastfm", "Sequential recommendation on LastFM (S3-Rec's data)"),
+                       ("seq_beauty", "Sequential recommendation on Amazon Beauty (S3-Rec's data)"),
+                       ("seq_sports", "Sequential recommendation on Amazon Sports (S3-Rec's data)"),
+                       ("seq_games", "SASRec on Amazon Games (the SASRec paper's data, 100 negatives)")):  # fmt: skip
+        res = results.get(key) or {"skipped": HEAVY.get(key, "not run")}
+        lines += [f"## {title}", ""]
+        lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", ""]
     lines += _speed_section()
     return "\n".join(lines)
 
@@ -504,12 +651,21 @@ def _speed_section() -> list[str]:
             "| device | what | batch | M samples/s |", "|---|---|---|---|", *rows, ""]  # fmt: skip
 
 
-EXPERIMENTS = {"mf_ml100k": mf_ml100k, "ncf_ml100k": ncf_ml100k, "full_ranking_ml100k": full_ranking_ml100k, "ncf_ml1m": ncf_ml1m}
+EXPERIMENTS = {"mf_ml100k": mf_ml100k, "ncf_ml100k": ncf_ml100k, "full_ranking_ml100k": full_ranking_ml100k, "ncf_ml1m": ncf_ml1m,
+               "seq_lastfm": seq_lastfm, "seq_beauty": seq_beauty, "seq_sports": seq_sports, "seq_games": seq_games}  # fmt: skip
+# run only when named (--only) or with --heavy: hours on a 2-core CPU, minutes on a GPU
+HEAVY = {
+    "seq_beauty": "too long for the 2-core CPU budget (22,363 users, 12,101 items, full softmax over all items every step); "
+                  "run `python -m recsys_tf.reproduce --only seq_beauty` (on a GPU: `KERAS_BACKEND=jax`)",
+    "seq_sports": "too long for the 2-core CPU budget (35,598 users, 18,357 items); run `python -m recsys_tf.reproduce --only seq_sports`",
+    "seq_games": "too long for the 2-core CPU budget (31,013 users, 23,715 items); run `python -m recsys_tf.reproduce --only seq_games`",
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="run only experiments whose name contains this text")
+    ap.add_argument("--heavy", action="store_true", help="also run the experiments too long for a 2-core CPU")
     ap.add_argument("--seeds", type=int, default=len(SEEDS), help=f"seeds per row (default {len(SEEDS)}; fewer for a quick look)")
     args = ap.parse_args(argv)
     RAW.mkdir(parents=True, exist_ok=True)
@@ -519,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name, fn in EXPERIMENTS.items():
         path = RAW / f"{name}.json"
-        if args.only is None or args.only in name:
+        chosen = args.only in name if args.only is not None else (args.heavy or name not in HEAVY)
+        if chosen:
             print(f"[reproduce] {name} on {dev}", flush=True)
             start = time.perf_counter()
             try:

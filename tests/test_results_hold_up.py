@@ -139,3 +139,17 @@ def test_render_states_spreads_validation_choices_and_the_fair_peer():
     assert "0.9142 ± 0.0010" in page and "reg 0.1, epochs 30" in page and "no, ours lower (better)" in page
     assert "Surprise's SVD measures 0.9214 at best against our 0.9142" in page
     assert "0.121 / 0.065 (RecBole NeuMF, 1.1 s per epoch)" in page and "0.30 ± 0.00" in page and "ours higher" in page
+
+
+def test_the_sequence_section_compares_with_s3rec_and_states_the_protocol_flip():
+    s = lambda m: {"mean": m, "sd": 0.001, "values": [m]}  # noqa: E731
+    rows = {"SASRec (BCE, 1 negative: the paper's loss)": {"hr_full": s(0.070), "ndcg_full": s(0.040), "hr_sampled": s(0.40),
+                                                         "ndcg_sampled": s(0.20), "epoch": s(30.0), "seconds_per_epoch": s(1.0)},
+            "BERT4Rec (masked items, cross-entropy)": {"hr_full": s(0.050), "ndcg_full": s(0.030), "hr_sampled": s(0.45),
+                                                       "ndcg_sampled": s(0.25), "epoch": s(20.0), "seconds_per_epoch": s(2.0)}}  # fmt: skip
+    res = {"protocol": "loo", "data": "LastFM", "dataset": "lastfm", "seeds": [0, 1, 2], "rows": rows}
+    page = reproduce.render({"seq_lastfm": res}, "CPU")
+    assert "0.0688 / 0.039" in page and "0.4706 / 0.2755" in page
+    assert "2 of 4 (hr_full: yes, ndcg_full: yes, hr_sampled: no, ndcg_sampled: no)" in page
+    assert "with 99 negatives BERT4Rec ahead of SASRec on HR@10, with full ranking SASRec ahead of BERT4Rec" in page
+    assert "Not run: too long for the 2-core CPU budget" in page  # Beauty, Sports, Games say why and how

@@ -376,7 +376,7 @@ S3REC = {
 }  # fmt: skip
 
 
-def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 5) -> dict[str, Any]:
+def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 15) -> dict[str, Any]:
     """GRU4Rec, SASRec (BCE and full cross-entropy) and BERT4Rec on an S3-Rec data set, both protocols.
 
     Leave-one-out by time; the epoch is chosen on the validation item (early stopping on its

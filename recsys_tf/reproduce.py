@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from contextlib import nullcontext
 from typing import Any, Callable
 
 import numpy as np
@@ -415,7 +416,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
 
     def both(model, cand) -> dict[str, float]:
         full = model.evaluate(test, k=10, history=val) if isinstance(model, models.SequentialRecommender) else model.evaluate(test, k=10, exclude=val)
-        ctx = model.extended(val) if isinstance(model, models.SequentialRecommender) else _nullcontext()
+        ctx = model.extended(val) if isinstance(model, models.SequentialRecommender) else nullcontext()
         with ctx:
             sampled = evaluate_sampled(model, test, cand)
         return {"hr_full": full["hit_rate@10"], "ndcg_full": full["ndcg@10"], "hr_sampled": sampled["hit_rate@10"], "ndcg_sampled": sampled["ndcg@10"]}
@@ -441,12 +442,6 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
                         "initialisation, the training negatives and masks",
             "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
             "dataset": name, "seeds": list(seeds), "rows": over_seeds(runs)}  # fmt: skip
-
-
-def _nullcontext():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def seq_lastfm(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:

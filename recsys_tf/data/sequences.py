@@ -55,18 +55,6 @@ class Sequences:
         valid = idx >= start[:, None]
         return np.where(valid, self.codes[np.clip(idx, 0, max(len(self.codes) - 1, 0))], PAD).astype(np.int32)
 
-    def item_codes(self, raw_items, unknown: str = "raise") -> np.ndarray:
-        """Raw item ids -> codes (1..n_items); unknown ids raise (``unknown="raise"``) or become 0."""
-        raw = np.asarray(raw_items)
-        order = np.argsort(self.item_ids, kind="stable")
-        pos = np.clip(np.searchsorted(self.item_ids[order], raw), 0, max(self.n_items - 1, 0))
-        found = (self.n_items > 0) & (self.item_ids[order][pos] == raw) if self.n_items else np.zeros(len(raw), bool)
-        if unknown == "raise" and not found.all():
-            raise DataError(f"{int((~found).sum())} item id(s) unknown to the model, e.g. {raw[~found][:5].tolist()}: "
-                            f"they were not in the training sequences. Drop them from the history, or pass "
-                            f"unknown='ignore' to skip them.")  # fmt: skip
-        return np.where(found, order[pos] + 1, PAD).astype(np.int32)
-
 
 def to_sequences(df: pd.DataFrame, item_ids: np.ndarray | None = None) -> Sequences:
     """Interactions (``user_id``, ``item_id``, ``timestamp``) -> :class:`Sequences` ordered by time.

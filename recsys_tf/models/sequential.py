@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -252,11 +253,21 @@ class SequentialRecommender(Recommender):
         return pair_keys(rows, seqs.codes.astype(np.int64) - 1, self.n_items)
 
     # --- scoring ------------------------------------------------------------------------------
+    @property
+    def _width(self) -> int:
+        """History slots of the input: BERT4Rec's last slot holds the [MASK]."""
+        return self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
+
     def _histories(self, user_codes: np.ndarray) -> np.ndarray:
         """Model inputs (users, maxlen) for user codes: training history (+ ``history=`` items)."""
         seqs = self.sequences_ if self._extra is None else self._extra
-        width = self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
-        x = seqs.padded(width, rows=np.asarray(user_codes))
+        return self._append_mask(seqs.padded(self._width, rows=np.asarray(user_codes)))
+
+    def _session_input(self, codes: np.ndarray) -> np.ndarray:
+        """One input row from item codes (0-based, oldest first): the most recent ones, left-padded."""
+        x = np.zeros((1, self._width), np.int32)
+        tail = codes[-self._width :] + 1
+        x[0, self._width - len(tail) :] = tail
         return self._append_mask(x)
 
     def _append_mask(self, x: np.ndarray) -> np.ndarray:
@@ -290,28 +301,23 @@ class SequentialRecommender(Recommender):
             masked = history if exclude is None else (exclude if history is None else pd.concat([exclude, history]))
             return super().evaluate(test, k, exclude_seen, per_user, exclude=masked)
 
+    @contextmanager
     def extended(self, history: pd.DataFrame | None):
         """Context manager: inputs continue with ``history`` (user_id, item_id, timestamp) rows."""
-        from contextlib import contextmanager
-
-        @contextmanager
-        def scope():
-            if history is None or not len(history):
-                yield self
-                return
-            codes = self.encoder_.transform(history.sort_values("timestamp", kind="stable") if "timestamp" in history else history)
-            old = self.sequences_
-            users = np.repeat(np.arange(len(old)), old.lengths)
-            both = pd.DataFrame({"user_idx": np.r_[users, codes["user_idx"].to_numpy()],
-                                 "item_idx": np.r_[old.codes - 1, codes["item_idx"].to_numpy()],
-                                 "timestamp": np.r_[np.zeros(len(users)), np.arange(1, len(codes) + 1)]})  # fmt: skip
-            self._extra = self._code_sequences(both)
-            try:
-                yield self
-            finally:
-                self._extra = None
-
-        return scope()
+        if history is None or not len(history):
+            yield self
+            return
+        codes = self.encoder_.transform(history.sort_values("timestamp", kind="stable") if "timestamp" in history else history)
+        old = self.sequences_
+        users = np.repeat(np.arange(len(old)), old.lengths)
+        both = pd.DataFrame({"user_idx": np.r_[users, codes["user_idx"].to_numpy()],
+                             "item_idx": np.r_[old.codes - 1, codes["item_idx"].to_numpy()],
+                             "timestamp": np.r_[np.zeros(len(users)), np.arange(1, len(codes) + 1)]})  # fmt: skip
+        self._extra = self._code_sequences(both)
+        try:
+            yield self
+        finally:
+            self._extra = None
 
     def recommend_next(self, history, k: int = 10, exclude_seen: bool = True,
                        unknown: Literal["raise", "ignore"] = "raise") -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
@@ -336,11 +342,7 @@ class SequentialRecommender(Recommender):
         codes = codes[codes >= 0]
         if not len(codes):
             raise DataError("no item of the history is known to the model.")
-        width = self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
-        x = np.zeros((1, width), np.int32)
-        tail = codes[-width:] + 1
-        x[0, width - len(tail) :] = tail
-        scores = self._predict_one(self._append_mask(x))
+        scores = self._predict_one(self._session_input(codes))
         if exclude_seen:
             scores[codes] = -np.inf
         idx, vals = top_k(scores[None, :], min(k, self.n_items))
@@ -375,11 +377,7 @@ class SequentialRecommender(Recommender):
         """Each block's attention weights (heads, L, L) for one history of raw item ids (SASRec, BERT4Rec)."""
         if self.kind == "gru4rec":
             raise ValueError("GRU4Rec has no attention; use SASRec or BERT4Rec.")
-        codes = self.encoder_.items.transform(np.asarray(list(history))) + 1
-        width = self.maxlen - 1 if self.kind == "bert4rec" else self.maxlen
-        x = np.zeros((1, width), np.int32)
-        x[0, width - len(codes[-width:]) :] = codes[-width:]
-        self.net_(self._append_mask(x), training=False)
+        self.net_(self._session_input(self.encoder_.items.transform(np.asarray(list(history)))), training=False)
         return [_keras().ops.convert_to_numpy(b.last_attention)[0] for b in self.net_.blocks]
 
     # --- persistence --------------------------------------------------------------------------

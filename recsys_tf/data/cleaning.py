@@ -23,6 +23,7 @@ EVENT_ALIASES: dict[str, str] = {
     "purchase": "purchase", "purchse": "purchase", "buy": "purchase", "order": "purchase",
 }  # fmt: skip
 EVENT_ORDER = ("view", "click", "cart", "purchase")
+EVENT_WEIGHTS: dict[str, float] = {"view": 0.1, "click": 1.0, "cart": 2.0, "purchase": 4.0}  # confidence of each event
 
 
 @dataclass
@@ -213,7 +214,7 @@ def to_implicit(events: pd.DataFrame, weights: Mapping[str, float] | None = None
     require_columns(events, [USER, ITEM, TIMESTAMP, "event"], "events")
     if min_event not in EVENT_ORDER:
         raise ValueError(f"min_event must be one of {EVENT_ORDER}, got {min_event!r}.")
-    weights = dict(weights or {"view": 0.1, "click": 1.0, "cart": 2.0, "purchase": 4.0})
+    weights = dict(weights or EVENT_WEIGHTS)
     level = events["event"].map({e: i for i, e in enumerate(EVENT_ORDER)})
     if level.isna().any():
         raise DataError(f"unknown event types {sorted(events.loc[level.isna(), 'event'].astype(str).unique())[:5]}: "

@@ -44,6 +44,20 @@ from recsys_tf.utils import progress
 Loss = Literal["bce", "gbce", "ce"]
 
 
+def _compiled(fn):
+    """``fn`` compiled for repeated single-row calls: a tf.function on TensorFlow, jax.jit on JAX."""
+    backend = _keras().backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
+
+
 def _keras():
     import keras
 
@@ -351,27 +365,31 @@ class SequentialRecommender(Recommender):
 
     def _predict_one(self, x: np.ndarray) -> np.ndarray:
         """Scores of all items for one input row, through a compiled function (a few ms on a CPU)."""
-        fn = getattr(self, "_predict_fn", None)
-        if fn is None:
-            keras = _keras()
-            net = self.net_
+        ops, net = _keras().ops, self.net_
+        fn = self._compiled_for("scores", lambda seq: ops.matmul(net(seq, training=False)[:, -1], ops.transpose(net.item_table()))[0])
+        return np.asarray(ops.convert_to_numpy(fn(x)), dtype=np.float64)
 
-            def scores(seq):
-                h = net(seq, training=False)[:, -1]
-                return keras.ops.matmul(h, keras.ops.transpose(net.item_table()))[0]
+    def session_state(self, codes: np.ndarray) -> np.ndarray:
+        """The state of a session given as item codes (oldest first): scores are ``state @ item_vectors.T``.
 
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
+        The serving layer retrieves candidates with it (inner-product search over :attr:`item_vectors`).
+        """
+        net = self.net_
+        fn = self._compiled_for("state", lambda seq: net(seq, training=False)[0, -1])
+        return np.asarray(_keras().ops.convert_to_numpy(fn(self._session_input(np.asarray(codes)))), dtype=np.float64)
 
-                fn = tf.function(scores, reduce_retracing=True)
-            elif keras.backend.backend() == "jax":
-                import jax
+    def _compiled_for(self, name: str, fn):
+        """``fn`` compiled once per trained network (a refit or a load builds a new one)."""
+        cache = self.__dict__.setdefault("_compiled_fns", {})
+        if name not in cache or cache[name][0] is not self.net_:
+            cache[name] = (self.net_, _compiled(fn))
+        return cache[name][1]
 
-                fn = jax.jit(scores)
-            else:
-                fn = scores
-            self._predict_fn = fn
-        return np.asarray(_keras().ops.convert_to_numpy(fn(x)), dtype=np.float64)
+    @property
+    def item_vectors(self) -> np.ndarray:
+        """Output embeddings of the items in code order (rows align with :attr:`item_ids`)."""
+        self._check_fitted()
+        return self._item_table()
 
     def attention_maps(self, history) -> list[np.ndarray]:
         """Each block's attention weights (heads, L, L) for one history of raw item ids (SASRec, BERT4Rec)."""

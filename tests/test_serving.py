@@ -121,8 +121,9 @@ def test_unknown_shoppers_fall_back_to_popularity_and_sessions_fold_in(mf):
 
 def test_hnsw_retrieval_finds_the_exact_top_10():
     rng = np.random.default_rng(0)
-    items = rng.normal(size=(5000, 8)) @ rng.normal(size=(8, 32)) + 0.3 * rng.normal(size=(5000, 32))  # low rank + noise
-    queries = rng.normal(size=(100, 8)) @ rng.normal(size=(8, 32))
+    basis = rng.normal(size=(8, 32))
+    items = rng.normal(size=(5000, 8)) @ basis + 0.3 * rng.normal(size=(5000, 32))  # low rank + noise
+    queries = rng.normal(size=(100, 8)) @ basis
     index = Retriever(items, kind="hnsw")
     assert index.recall(queries, k=10) >= 0.95
     codes, _ = index.search(queries[0], 10, exclude=np.arange(50))

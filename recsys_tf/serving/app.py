@@ -18,6 +18,7 @@ so (``strategy``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -153,6 +154,10 @@ def create_app(model: str | Path, events: str | Path = "build/serve/events.db", 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state["s"] = Service(model, events, since, retrieval, max_k, reg)
+        # TensorFlow and the model leave millions of long-lived objects: without this, every full garbage
+        # collection walks them all and stalls the requests in flight for ~0.3 s (the p99 at 32 clients)
+        gc.collect()
+        gc.freeze()
         log.info("serving %s (%s items), events %s", model, state["s"].engine.model.n_items, state["s"].log.url)
         yield
         state["s"].log.close()

@@ -2,10 +2,15 @@
 
 A factor model scores ``s(u, i) = <x_u, y_i>`` (biases folded into one more coordinate), so the
 top items of a shopper are a maximum-inner-product search (MIPS) over the item matrix. HNSW
-(Malkov & Yashunin, TPAMI 2018) answers it in sub-linear time; faiss builds the graph with the inner
-product as its similarity. (The MIPS-to-nearest-neighbour reduction of Bachrach et al., RecSys 2014
--- one more coordinate ``sqrt(M^2 - |y_i|^2)`` per item, Euclidean search -- found 40% of the exact
-top-10 at ``ef = 128`` on 20,000 random 33-d items, where inner-product HNSW found all of them.)
+(Malkov & Yashunin, TPAMI 2018) answers nearest-neighbour queries in sub-linear time; MIPS becomes
+one by the reduction of Bachrach et al. (RecSys 2014): every item gets one more coordinate
+``sqrt(M^2 - |y_i|^2)`` (``M`` the largest item norm) and every query a 0 there, so that
+
+    |q - y'_i|^2 = |q|^2 + M^2 - 2 <q, y_i>
+
+and the nearest items in Euclidean distance are exactly the largest inner products. (An HNSW graph
+built on the inner product itself, faiss' ``METRIC_INNER_PRODUCT``, left the most popular item of an
+MF model unreachable: recall@10 0.90 at any ``ef``; with the reduction, 1.00.)
 Exact search (one matrix-vector product) is the reference: :meth:`Retriever.recall` says how many of
 the exact top-``k`` the index finds.
 """
@@ -41,9 +46,11 @@ class Retriever:
             except ImportError as exc:
                 raise ImportError("HNSW retrieval needs faiss-cpu: pip install 'recsys-tf[serve]' (or use retrieval='exact').") from exc
             faiss.omp_set_num_threads(threads)  # one query at a time: threads only add overhead
-            self.index = faiss.IndexHNSWFlat(self.items.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+            norms = np.linalg.norm(self.items.astype(np.float64), axis=1)
+            extra = np.sqrt(np.maximum(norms.max() ** 2 - norms**2, 0.0))[:, None]
+            self.index = faiss.IndexHNSWFlat(self.items.shape[1] + 1, m)
             self.index.hnsw.efConstruction = ef_construction
-            self.index.add(self.items)
+            self.index.add(np.ascontiguousarray(np.hstack([self.items, extra]), dtype=np.float32))
 
     @property
     def n_items(self) -> int:
@@ -65,7 +72,7 @@ class Retriever:
             keep = vals[0] > -np.inf
             return idx[0][keep], vals[0][keep]
         self.index.hnsw.efSearch = max(self.ef_search, want)
-        _, found = self.index.search(query[None, :], want)
+        _, found = self.index.search(np.append(query, np.float32(0.0))[None, :], want)
         found = found[0][found[0] >= 0]
         found = found[~np.isin(found, exclude)]
         scores = self.items[found].astype(np.float64) @ query.astype(np.float64)  # rank by the exact score

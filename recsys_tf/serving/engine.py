@@ -150,7 +150,9 @@ class Engine:
     def item_codes(self, items: Sequence[Any]) -> np.ndarray:
         """Codes of raw item ids; unknown ids raise a :class:`DataError` that names them."""
         typed = [_typed(i, self._int_items, "item") for i in items]
-        codes = self.model.encoder_.items.transform(np.asarray(typed, dtype=object if not self._int_items else np.int64), unknown="oov") if typed else np.zeros(0, np.int64)
+        if not typed:
+            return np.zeros(0, np.int64)
+        codes = self.model.encoder_.items.transform(np.asarray(typed, dtype=np.int64 if self._int_items else object), unknown="oov")
         if (codes < 0).any():
             bad = [typed[j] for j in np.flatnonzero(codes < 0)[:5]]
             raise DataError(f"{int((codes < 0).sum())} unknown item id(s), e.g. {bad}: the model's catalog has "
@@ -208,14 +210,14 @@ class Engine:
         if history is not None:
             codes = self.item_codes(list(history))
             if not len(codes):
-                return self._popular(k, "popularity", np.zeros(0, np.int64))
+                return self._popular(k)
             x, c = self.view.query(None, codes, np.ones(len(codes)))
             return self._answer(x, c, codes, k, "session", rerank, lam)
         key = self.user_key(user)
         code = self._user_code(key)
         shopper = self.shoppers.get(key)
         if code is None and shopper is None:
-            return self._popular(k, "popularity", np.zeros(0, np.int64))
+            return self._popular(k)
         if shopper is None:
             shopper = _Shopper()
         if shopper.query is None:
@@ -248,10 +250,9 @@ class Engine:
         codes, scores = codes[:k], scores[:k]
         return {"items": self.model.item_ids[codes].tolist(), "scores": [round(float(s), 6) for s in scores], "strategy": strategy}
 
-    def _popular(self, k: int, strategy: str, seen: np.ndarray) -> dict[str, Any]:
-        keep = self.popular[~np.isin(self.popular, seen)][:k]
-        counts = self.popular_counts[~np.isin(self.popular, seen)][:k]
-        return {"items": self.model.item_ids[keep].tolist(), "scores": counts.tolist(), "strategy": strategy}
+    def _popular(self, k: int) -> dict[str, Any]:
+        """The most bought items; ``scores`` are their training counts."""
+        return {"items": self.model.item_ids[self.popular[:k]].tolist(), "scores": self.popular_counts[:k].tolist(), "strategy": "popularity"}
 
 
 def _typed(value: Any, integer: bool, what: str) -> Any:

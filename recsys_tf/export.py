@@ -5,7 +5,8 @@ What each export answers:
 
 * **SavedModel** (``format="saved_model"``): raw ids in, top-``k`` raw item ids and scores out, the
   shopper's training items masked inside the graph. Signatures ``serving_default`` (``user_id`` ->
-  ``item_ids``, ``scores``, ``known``), ``top_k_codes`` (``user_code`` -> ``item_codes``, ``scores``)
+  ``item_ids``, ``scores``, ``known``), ``top_k_codes`` (``user_code`` -> ``item_codes``, ``scores``),
+  ``all_scores`` (``user_code`` -> every item's score)
   and, for factor models, ``recommend_history`` (a session's ``item_id`` list -> top-``k``: the
   fold-in ``p = (Q_h' Q_h + reg I)^-1 Q_h' (1 - mu - b_h)`` computed in the graph).
 * **LiteRT** and **ONNX** (``"litert"``, ``"onnx"``): the ``top_k_codes`` graph (int32 user codes in,
@@ -24,8 +25,11 @@ Export needs the TensorFlow backend (a model trained on JAX loads there: ``Recom
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +52,21 @@ def _tf():
     import tensorflow as tf
 
     return tf
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep TensorFlow's "Assets written to ..." lines and the converter's own deprecation warning (its
+    calibration runs tf.lite.Interpreter internally; the kit runs exports with ai-edge-litert) out of notebooks."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _csr_seen(model: Recommender) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +116,10 @@ def _module(model: Recommender, k: int, reg: float = 1.0, ids: bool = True):
             return tf.math.top_k(scores, k)
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="user_code")])
+        def all_scores(self, user_code):
+            return {"scores": tf.cast(self.net.device_scores(user_code), tf.float32)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="user_code")])
         def top_k_codes(self, user_code):
             scores = tf.cast(self.net.device_scores(user_code), tf.float32)
             vals, idx = self._masked_top_k(user_code, scores)
@@ -142,12 +165,22 @@ def _module(model: Recommender, k: int, reg: float = 1.0, ids: bool = True):
 
 
 def export(model: Recommender, path: str | Path, format: Format = "saved_model", k: int = 10,
-           quantize: Quantize = None, representative_users: np.ndarray | None = None) -> Path:  # fmt: skip
+           quantize: Quantize = None, representative_users: np.ndarray | None = None,
+           outputs: Literal["top_k", "scores"] = "top_k") -> Path:  # fmt: skip
     """Write ``model`` to ``path`` in ``format`` (see the module docstring); returns the path written.
 
     ``quantize`` applies to LiteRT only. ``"int8"`` calibrates activations on
     ``representative_users`` (user codes; default: 256 users drawn with a fixed seed).
+    ``outputs="scores"`` (LiteRT, ONNX): the graph returns every item's score instead of the top-``k``
+    (to evaluate an export on sampled candidates, as :func:`recsys_tf.deployment.measure_exports` does).
     """
+    with _quiet():
+        return _export(model, path, format, k, quantize, representative_users, outputs)
+
+
+def _export(model: Recommender, path: str | Path, format: Format = "saved_model", k: int = 10,
+           quantize: Quantize = None, representative_users: np.ndarray | None = None,
+           outputs: Literal["top_k", "scores"] = "top_k") -> Path:  # fmt: skip
     if format not in ("keras", "saved_model", "litert", "onnx"):
         raise ValueError(f"format must be one of 'keras', 'saved_model', 'litert', 'onnx'; got {format!r}.")
     if quantize not in (None, "dynamic", "float16", "int8"):
@@ -161,14 +194,15 @@ def export(model: Recommender, path: str | Path, format: Format = "saved_model",
         return path
     module = _module(model, k, ids=format == "saved_model")
     if format == "saved_model":
-        signatures = {"serving_default": module.recommend, "top_k_codes": module.top_k_codes}
+        signatures = {"serving_default": module.recommend, "top_k_codes": module.top_k_codes, "all_scores": module.all_scores}
         if hasattr(module, "recommend_history"):
             signatures["recommend_history"] = module.recommend_history
         tf.saved_model.save(module, str(path), signatures=signatures)
         return path
     path.mkdir(parents=True, exist_ok=True)
     (path / "ids.json").write_text(json.dumps({"users": model.encoder_.users.classes_.tolist(), "items": model.item_ids.tolist(), "k": min(k, model.n_items)}))
-    tflite = _tflite_bytes(model, module, quantize if format == "litert" else None, representative_users)
+    fn = module.top_k_codes if outputs == "top_k" else module.all_scores
+    tflite = _tflite_bytes(model, module, fn, quantize if format == "litert" else None, representative_users)
     if format == "litert":
         out = path / "model.tflite"
         atomic_write(out, tflite)
@@ -184,7 +218,7 @@ def export(model: Recommender, path: str | Path, format: Format = "saved_model",
     return out
 
 
-def _tflite_bytes(model: Recommender, module, quantize: Quantize, representative_users: np.ndarray | None) -> bytes:
+def _tflite_bytes(model: Recommender, module, fn, quantize: Quantize, representative_users: np.ndarray | None) -> bytes:
     """The ``top_k_codes`` graph as a LiteRT flatbuffer, through Keras' ExportArchive (converting the
     concrete function directly, or a plain tf.saved_model of it, froze Keras 3's variables as garbage)."""
     import keras
@@ -192,7 +226,7 @@ def _tflite_bytes(model: Recommender, module, quantize: Quantize, representative
     tf = _tf()
     archive = keras.export.ExportArchive()
     archive.track(model.net_)
-    archive.add_endpoint("serving_default", module.top_k_codes)
+    archive.add_endpoint("serving_default", fn)
     with tempfile.TemporaryDirectory() as tmp:
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
@@ -207,7 +241,8 @@ def _tflite_bytes(model: Recommender, module, quantize: Quantize, representative
 
 
 class ExportedTopK:
-    """Run an exported ``top_k_codes`` graph (LiteRT, ONNX or SavedModel): ``top_k(user_codes)``."""
+    """Run an exported graph (LiteRT, ONNX or SavedModel): ``top_k(user_codes)``, or ``scores(user_codes)``
+    for one exported with ``outputs="scores"``."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -220,22 +255,30 @@ class ExportedTopK:
 
             self.kind, self._rt = "onnx", onnxruntime.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
         else:
-            self.kind, self._rt = "saved_model", _tf().saved_model.load(str(self.path)).signatures["top_k_codes"]
+            self.kind, self._rt = "saved_model", _tf().saved_model.load(str(self.path)).signatures
+
+    def scores(self, user_codes: np.ndarray) -> np.ndarray:
+        """Every item's score (users x items): a SavedModel, or a LiteRT / ONNX export with ``outputs="scores"``."""
+        return self._run(user_codes, "all_scores")[-1]
 
     def top_k(self, user_codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx, vals = self._run(user_codes)
+        return idx, vals
+
+    def _run(self, user_codes: np.ndarray, signature: str = "top_k_codes") -> tuple[np.ndarray, ...]:
+        """``(item_codes, scores)`` of a top-k graph, ``(scores,)`` of a scores graph."""
         codes = np.asarray(user_codes, np.int32)
         if self.kind == "onnx":
             out = self._rt.run(None, {self._rt.get_inputs()[0].name: codes})
-            # the names come from the LiteRT graph it was converted from; the codes are the integer output
-            idx = next(v for v in out if np.issubdtype(v.dtype, np.integer))
-            vals = next(v for v in out if np.issubdtype(v.dtype, np.floating))
-            return idx, vals
-        if self.kind == "litert":
+        elif self.kind == "litert":
             runner = self._rt.get_signature_runner()
-            out = runner(**{next(iter(runner.get_input_details())): codes})
-            return out["item_codes"], out["scores"]
-        out = self._rt(user_code=codes)
-        return out["item_codes"].numpy(), out["scores"].numpy()
+            out = list(runner(**{next(iter(runner.get_input_details())): codes}).values())
+        else:
+            out = [v.numpy() for v in self._rt[signature](user_code=codes).values()]
+        # output names differ between runtimes (ONNX takes LiteRT's): the item codes are the integer output
+        ints = [v for v in out if np.issubdtype(v.dtype, np.integer)]
+        floats = [v for v in out if np.issubdtype(v.dtype, np.floating)]
+        return (*ints, *floats)
 
 
 def compare(model: Recommender, exported: ExportedTopK, users: np.ndarray | None = None, k: int = 10) -> dict[str, Any]:

@@ -75,6 +75,17 @@ CHECKS = {
         "ctr_table": lambda v: {"sum pooling (base)", "DIN, Dice", "DIN, PReLU"} <= set(v) and all(0 <= r["auc"] <= 1 for r in v.values()),
         "din_gauc_minus_sum": _between(-1, 1), "same_category_weight_lift": lambda v: len(v) == 2,
     },
+    "13_deployment": {
+        "export_checks": lambda v: set(v) == {"saved_model", "litert", "onnx"} and all(r["top10_overlap"] > 0.99 for r in v.values()),
+        "quantization_table": lambda v: len(v) == 16 and all(r["size kB"] > 0 and 0 <= r["HR@10"] <= 1 for r in v.values()),
+        "int8_hr_change_mf": _between(-0.2, 0.2),
+    },
+    "14_serving_realtime": {
+        "strategies": lambda v: v == ["model", "model+events", "session", "popularity"],
+        "bad_request_statuses": lambda v: all(400 <= s < 500 for s in v.values()),
+        "events_replayed_after_kill": lambda v: v == 4,
+        "load": lambda v: all(r["errors"] == 0 and r["requests"] > 0 for r in v.values()),
+    },
     "02_user_behavior_analysis": {
         "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
         "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),

@@ -1,0 +1,102 @@
+"""Measuring exports: size on disk, latency per request and accuracy of every format and quantization."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recsys_tf.export import ExportedTopK, export
+from recsys_tf.metrics import sampled_metrics
+from recsys_tf.models.base import Recommender
+
+VARIANTS = {"LiteRT float32": None, "LiteRT dynamic-range int8": "dynamic", "LiteRT float16": "float16", "LiteRT int8 (full integer)": "int8"}
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _latency(fn, n_users: int, batch: int, reps: int) -> dict[str, float]:
+    rng = np.random.default_rng(0)
+    fn(rng.integers(0, n_users, batch))  # warm-up
+    times = []
+    for _ in range(reps):
+        users = rng.integers(0, n_users, batch)
+        t0 = time.perf_counter()
+        fn(users)
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": round(float(np.percentile(times, 50)), 3), "p99_ms": round(float(np.percentile(times, 99)), 3)}
+
+
+def _accuracy(model: Recommender, scores_fn, cs) -> dict[str, float]:
+    users = model.encoder_.users.transform(cs.test.user_id.to_numpy())
+    codes = model.encoder_.items.transform(cs.candidates.ravel(), unknown="oov").reshape(cs.candidates.shape)
+    all_scores = np.concatenate([scores_fn(users[s : s + 256]) for s in range(0, len(users), 256)])
+    cand = np.where(codes >= 0, np.take_along_axis(all_scores, np.maximum(codes, 0), axis=1), -np.inf)
+    m = sampled_metrics(cand, cs.candidates, k=10)
+    return {"hr@10": round(m["hit_rate@10"], 4), "ndcg@10": round(m["ndcg@10"], 4)}
+
+
+def _keras_int8(model: Recommender, folder: Path):
+    """The network quantized by Keras (``quantize("int8")``), scored through its layers."""
+    import keras
+
+    from recsys_tf.models import nets  # noqa: F401 - registers the network classes
+
+    net = keras.models.load_model(folder / "keras.keras")  # a copy: the model in memory stays float32
+    net(np.zeros((1, 2), np.int32), training=False)  # builds every sub-layer (quantize needs them built)
+    net.quantize("int8", filters=lambda layer: layer.built)  # NeuMF's GMF tower keeps an output layer it never calls
+    path = folder / "keras-int8.keras"
+    net.save(path)
+    items = np.arange(model.n_items, dtype=np.int32)
+
+    def scores(users):
+        pairs = np.stack([np.repeat(users, len(items)), np.tile(items, len(users))], 1).astype(np.int32)
+        return keras.ops.convert_to_numpy(net(pairs, training=False)).reshape(len(users), len(items))
+
+    def top_k(users):
+        s = scores(users)
+        s[model._seen_cells(np.asarray(users))] = -np.inf
+        return np.argpartition(-s, 10, axis=1)[:, :10]
+
+    return path, scores, top_k
+
+
+def measure_exports(model: Recommender, cs, folder: str | Path, reps: int = 200, name: str = "") -> dict[str, dict]:
+    """Size on disk, top-10 latency (batch 1 and 256, p50 / p99) and NCF-protocol HR@10 / NDCG@10 of every
+    export and quantization of ``model``; ``cs``: a :class:`~recsys_tf.evaluation.CandidateSplit`.
+
+    Each variant's accuracy comes from its own scores (an ``outputs="scores"`` export of the same kind).
+    Keras' ``quantize("int8")`` is scored through the layers (``net(pairs)``): after it,
+    ``Embedding.embeddings`` holds raw int8 values, so reading the table directly would be wrong.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    n = model.n_users
+    model.net_.save(folder / "keras.keras")
+    rows["Keras float32 (in memory)"] = {"size_bytes": _size(folder / "keras.keras"), "batch1": _latency(lambda u: model._top_k_codes(u, 10, True), n, 1, reps),
+                                         "batch256": _latency(lambda u: model._top_k_codes(u, 10, True), n, 256, max(reps // 10, 3)),
+                                         **_accuracy(model, model._score_codes, cs)}  # fmt: skip
+    saved = export(model, folder / "saved_model", "saved_model")
+    runner = ExportedTopK(saved)
+    rows["SavedModel"] = {"size_bytes": _size(saved), "batch1": _latency(runner.top_k, n, 1, reps), "batch256": _latency(runner.top_k, n, 256, max(reps // 10, 3)),
+                          **_accuracy(model, runner.scores, cs)}  # fmt: skip
+    for label, quantize in VARIANTS.items():
+        top = ExportedTopK(export(model, folder / f"top-{quantize}", "litert", quantize=quantize))
+        sc = ExportedTopK(export(model, folder / f"scores-{quantize}", "litert", quantize=quantize, outputs="scores"))
+        rows[label] = {"size_bytes": _size(top.path), "batch1": _latency(top.top_k, n, 1, reps), "batch256": _latency(top.top_k, n, 256, max(reps // 10, 3)),
+                       **_accuracy(model, sc.scores, cs)}  # fmt: skip
+    top = ExportedTopK(export(model, folder / "onnx-top", "onnx"))
+    sc = ExportedTopK(export(model, folder / "onnx-scores", "onnx", outputs="scores"))
+    rows["ONNX float32"] = {"size_bytes": _size(top.path), "batch1": _latency(top.top_k, n, 1, reps), "batch256": _latency(top.top_k, n, 256, max(reps // 10, 3)),
+                            **_accuracy(model, sc.scores, cs)}  # fmt: skip
+    path, scores, top_k = _keras_int8(model, folder)
+    rows["Keras quantize('int8')"] = {"size_bytes": _size(path), "batch1": _latency(top_k, n, 1, reps), "batch256": _latency(top_k, n, 256, max(reps // 10, 3)),
+                                      **_accuracy(model, scores, cs)}  # fmt: skip
+    for label, row in rows.items() if name else ():
+        print(f"{name:6s} {label:28s} {row['size_bytes'] / 1e3:9.1f} kB  b1 p50 {row['batch1']['p50_ms']:7.3f} ms  "
+              f"b256 p50 {row['batch256']['p50_ms']:8.2f} ms  HR@10 {row['hr@10']:.4f}  NDCG@10 {row['ndcg@10']:.4f}", flush=True)
+    return rows

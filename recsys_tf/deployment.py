@@ -100,3 +100,90 @@ def measure_exports(model: Recommender, cs, folder: str | Path, reps: int = 200,
         print(f"{name:6s} {label:28s} {row['size_bytes'] / 1e3:9.1f} kB  b1 p50 {row['batch1']['p50_ms']:7.3f} ms  "
               f"b256 p50 {row['batch256']['p50_ms']:8.2f} ms  HR@10 {row['hr@10']:.4f}  NDCG@10 {row['ndcg@10']:.4f}", flush=True)
     return rows
+
+
+# --- pruning and embedding compression --------------------------------------------------------------
+def _gzip_size(path: Path) -> int:
+    """Bytes of ``path`` gzip-compressed: how much the zeros of a pruned model save in transfer and storage."""
+    import gzip
+
+    return len(gzip.compress(Path(path).read_bytes(), compresslevel=6))
+
+
+def pruning_curve(make_model, cs, sparsities=(0.0, 0.5, 0.8, 0.9, 0.95), folder: str | Path | None = None) -> dict[float, dict]:
+    """Train ``make_model(pruning)`` at each final sparsity (Zhu & Gupta's schedule) and measure it.
+
+    Per sparsity: the share of zeros reached, NCF-protocol HR@10 / NDCG@10 (sampled candidates of
+    ``cs``), and the size of its float32 LiteRT export, raw and gzip-compressed (zeros compress;
+    a sparse format would do the same on device).
+    """
+    import tempfile
+
+    from recsys_tf.evaluation import evaluate_sampled
+    from recsys_tf.models.pruning import MagnitudePruning, sparsity
+
+    folder = Path(folder or tempfile.mkdtemp(prefix="recsys-tf-pruning-"))
+    out = {}
+    for target in sparsities:
+        model = make_model(MagnitudePruning(target) if target > 0 else None).fit(cs.train)
+        m = evaluate_sampled(model, cs.test, cs.candidates)
+        path = export(model, folder / f"s{int(round(target * 100)):02d}", "litert")
+        out[float(target)] = {"sparsity": round(sparsity(model.net_), 4), "hr@10": round(m["hit_rate@10"], 4), "ndcg@10": round(m["ndcg@10"], 4),
+                              "litert_bytes": path.stat().st_size, "litert_gzip_bytes": _gzip_size(path)}  # fmt: skip
+    return out
+
+
+def low_rank_factors(model, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """MF's user and item tables projected on the top ``rank`` right singular vectors of the item table.
+
+    With ``Q = U S V'``, ``P' = P V_r`` and ``Q' = Q V_r`` score ``P' Q'' = P V_r V_r' Q'``: the best rank-``r``
+    approximation of the item table in the factor space, both tables stored with ``rank`` columns.
+    """
+    q, p = np.asarray(model.item_factors, np.float64), np.asarray(model.user_factors, np.float64)
+    v = np.linalg.svd(q, full_matrices=False)[2][:rank].T
+    return p @ v, q @ v
+
+
+def shared_rare_rows(model, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Items with fewer than ``min_count`` training interactions share one row (their mean vector):
+    the table keeps one row per frequent item plus one. Returns the item table and each item's row."""
+    q = np.asarray(model.item_factors, np.float64)
+    counts = np.bincount(model.seen_ % model.n_items, minlength=model.n_items)
+    rare = counts < min_count
+    rows = np.where(rare, int((~rare).sum()), np.cumsum(~rare) - 1)
+    table = np.vstack([q[~rare], q[rare].mean(0, keepdims=True) if rare.any() else np.zeros((1, q.shape[1]))])
+    return table, rows
+
+
+def compression_curve(model, cs, ranks=(32, 16, 8, 4, 2), min_counts=(2, 5, 10, 20, 50)) -> list[dict]:
+    """Accuracy (NCF protocol) against the float32 bytes of MF's embedding tables, for low-rank factors
+    and for shared rare-item rows; the biases are kept as they are."""
+    net = model.net_
+    bi = keras_np(net.bi.embeddings)[:, 0] if getattr(net, "use_bias", False) else np.zeros(model.n_items)
+    bu = keras_np(net.bu.embeddings)[:, 0] if getattr(net, "use_bias", False) else np.zeros(model.n_users)
+    mu = float(getattr(net, "mu", 0.0))
+    users = model.encoder_.users.transform(cs.test.user_id.to_numpy())
+    codes = model.encoder_.items.transform(cs.candidates.ravel(), unknown="oov").reshape(cs.candidates.shape)
+
+    def accuracy(p, q_rows) -> dict[str, float]:
+        cand = np.maximum(codes, 0)
+        scores = np.einsum("uf,ucf->uc", p[users], q_rows[cand]) + bi[cand] + bu[users][:, None] + mu
+        m = sampled_metrics(np.where(codes >= 0, scores, -np.inf), cs.candidates, k=10)
+        return {"hr@10": round(m["hit_rate@10"], 4), "ndcg@10": round(m["ndcg@10"], 4)}
+
+    p, q = np.asarray(model.user_factors, np.float64), np.asarray(model.item_factors, np.float64)
+    out = [{"method": "full tables", "level": q.shape[1], "bytes": 4 * (p.size + q.size), **accuracy(p, q)}]
+    for r in ranks:
+        if r < q.shape[1]:
+            pr, qr = low_rank_factors(model, r)
+            out.append({"method": "low-rank factors", "level": r, "bytes": 4 * (pr.size + qr.size), **accuracy(pr, qr)})
+    for c in min_counts:
+        table, rows = shared_rare_rows(model, c)
+        out.append({"method": "shared rare-item rows", "level": c, "bytes": 4 * (p.size + table.size) + 4 * len(rows), **accuracy(p, table[rows])})
+    return out
+
+
+def keras_np(x) -> np.ndarray:
+    import keras
+
+    return keras.ops.convert_to_numpy(x)

@@ -76,6 +76,8 @@ class KerasRecommender(Recommender):
         reshuffled every epoch); TensorFlow runs it as one more step.
     rating_scale : ``(low, high)`` of explicit ratings (1-5 stars: ``(1, 5)``); when given, ``fit``
         refuses ratings outside it instead of learning from them.
+    pruning : a :class:`~recsys_tf.models.pruning.MagnitudePruning` schedule applied while fitting
+        (gradual magnitude pruning; ``history_`` records the sparsity reached after each epoch).
     epoch_callback : ``f(model) -> dict`` called after every epoch; its numbers go into ``history_``
         (the reproduction scripts log test metrics per epoch this way, to report the paper's
         "best epoch on test" beside the epoch chosen on validation).
@@ -91,8 +93,9 @@ class KerasRecommender(Recommender):
                  epochs: int = 10, batch_size: int = 1024, learning_rate: float = 0.005, l2: float = 1e-5, seed: int = 0,
                  patience: int | None = None, mixed_precision: bool = False, tensorboard_dir: str | None = None,
                  epoch_callback=None, fast: bool | None = None, verbose: bool = True,
-                 rating_scale: tuple[float, float] | None = None) -> None:  # fmt: skip
+                 rating_scale: tuple[float, float] | None = None, pruning=None) -> None:  # fmt: skip
         super().__init__()
+        self.pruning = pruning  # a recsys_tf.models.pruning.MagnitudePruning, applied while fitting
         if feedback not in ("explicit", "implicit"):
             raise ValueError(f"feedback must be 'explicit' or 'implicit', got {feedback!r}.")
         if loss not in ("mse", "bce") or (loss == "bce" and feedback == "explicit"):
@@ -157,6 +160,8 @@ class KerasRecommender(Recommender):
         else:
             target, mu = np.ones(len(users), np.float32), 0.0
         self.net_ = init_net if init_net is not None else self._build_net(mu)
+        if self.pruning is not None:  # before the training step is traced: its optimizer step applies the masks
+            self.pruning.attach(self.net_, self.epochs)
         bce = self.loss == "bce"
         self.net_.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
@@ -198,6 +203,8 @@ class KerasRecommender(Recommender):
                                          verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
                     loss = float(hist.history["loss"][-1])
             rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
+            if self.pruning is not None:
+                rec["sparsity"] = self.pruning.update(epoch + 1)
             if val_metric is not None:
                 name, value, higher_better = val_metric()
                 rec[name] = value
@@ -217,6 +224,8 @@ class KerasRecommender(Recommender):
             pool.shutdown(cancel_futures=True)
         if best_weights is not None:
             self.net_.set_weights(best_weights)
+        if self.pruning is not None:
+            self.pruning.strip()
 
     def _epoch_data(self, users: np.ndarray, items: np.ndarray, target: np.ndarray, rng: np.random.Generator):
         if self.feedback == "implicit":

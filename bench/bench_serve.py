@@ -36,7 +36,7 @@ CATALOGS = {"ml-1m size (3,706 items)": (6_040, 3_706, 1_000_000), "large shop s
 def _recall(model: MatrixFactorization, n: int = 2000) -> dict[str, float]:
     engine = Engine(model, retrieval="hnsw")
     users = np.random.default_rng(0).choice(model.n_users, min(n, model.n_users), replace=False)
-    queries = np.stack([engine.view.query(int(u), np.zeros(0, np.int64), np.zeros(0))[0] for u in users])
+    queries = np.stack([engine.view.query(int(u), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))[0] for u in users])
     recall = engine.retriever.recall(queries, k=10)
     out = {"hnsw_recall@10": round(recall, 4)}
     for kind, index in (("exact", Retriever(engine.view.items, kind="exact")), ("hnsw", engine.retriever)):

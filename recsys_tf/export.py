@@ -9,8 +9,9 @@ What each export answers:
   ``all_scores`` (``user_code`` -> every item's score)
   and, for factor models, ``recommend_history`` (a session's ``item_id`` list -> top-``k``: the
   fold-in ``p = (Q_h' Q_h + reg I)^-1 Q_h' (1 - mu - b_h)`` computed in the graph).
-* **LiteRT** and **ONNX** (``"litert"``, ``"onnx"``): the ``top_k_codes`` graph (int32 user codes in,
-  item codes and scores out, training items masked inside); the id maps are JSON beside it
+* **LiteRT** and **ONNX** (``"litert"``, ``"onnx"``): the ``top_k_codes`` graph (int32 user codes in --
+  a sequence model's padded sessions --, item codes and scores out, training items masked inside),
+  both converted from Keras' ExportArchive of the network; the id maps are JSON beside it
   (``ids.json``) since neither runtime has string hash tables. LiteRT can be quantized: ``"dynamic"``
   (int8 weights), ``"float16"``, ``"int8"`` (int8 weights and activations calibrated on
   representative users; ops without an int8 kernel stay in float).
@@ -36,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from recsys_tf.errors import DataError
-from recsys_tf.models.base import Recommender
+from recsys_tf.models.base import Recommender, top_k
 from recsys_tf.utils import atomic_write
 
 Format = Literal["keras", "saved_model", "litert", "onnx"]
@@ -84,7 +85,7 @@ def _module(model: Recommender, k: int, reg: float = 1.0, ids: bool = True):
     net = getattr(model, "net_", None)
     if net is None or not hasattr(net, "device_scores"):
         raise DataError(f"{type(model).__name__} has no Keras scoring network to export; export MF, NMF, SVD++, GMF, MLP, "
-                        f"NeuMF or the hybrid.")  # fmt: skip
+                        f"NeuMF, the hybrid, or a sequence model (SASRec, BERT4Rec, GRU4Rec).")  # fmt: skip
     n_items = model.n_items
     k = min(k, n_items)
     offsets, values = _csr_seen(model)
@@ -164,6 +165,70 @@ def _module(model: Recommender, k: int, reg: float = 1.0, ids: bool = True):
     return module
 
 
+def _sequence_module(model, k: int, ids: bool = True):
+    """The same serving functions for a sequence model (SASRec, BERT4Rec, GRU4Rec): a session in, its next items out.
+
+    ``top_k_codes`` takes padded sessions (``batch x maxlen`` int32: item code + 1, 0 for padding,
+    BERT4Rec's ``[MASK]`` in the last slot, as ``SequentialRecommender._session_input`` builds them);
+    ``serving_default`` takes one session's raw item ids, oldest first, and pads it in the graph.
+    The session's own items are masked, as in ``recommend_next``.
+    """
+    tf = _tf()
+    net, n_items, width, maxlen = model.net_, model.n_items, model._width, model.maxlen
+    bert = model.kind == "bert4rec"
+    k = min(k, n_items)
+    item_dtype = tf.int64 if np.issubdtype(model.item_ids.dtype, np.integer) else tf.string
+
+    class Core(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def _scores(self, session):
+            h = tf.cast(self.net(session, training=False)[:, -1], tf.float32)
+            return tf.matmul(h, tf.cast(self.net.item_table(), tf.float32), transpose_b=True)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, maxlen], tf.int32, name="session")])
+        def all_scores(self, session):
+            return {"scores": self._scores(session)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, maxlen], tf.int32, name="session")])
+        def top_k_codes(self, session):
+            scores = self._scores(session)
+            rows = tf.broadcast_to(tf.range(tf.shape(session)[0], dtype=tf.int32)[:, None], tf.shape(session))
+            cols = tf.where((session > 0) & (session <= n_items), session - 1, n_items)  # padding, [MASK] -> spare column
+            index = tf.reshape(tf.stack([rows, cols], -1), (-1, 2))
+            mask = tf.scatter_nd(index, tf.ones(tf.shape(index)[:1], tf.int32), tf.stack([tf.shape(session)[0], n_items + 1]))
+            scores = tf.where(mask[:, :n_items] > 0, tf.reduce_min(scores, axis=1, keepdims=True) - 1.0, scores)
+            vals, idx = tf.math.top_k(scores, k)
+            return {"item_codes": idx, "scores": vals}
+
+    if not ids:
+        return Core()
+
+    def as_keys(values: np.ndarray):
+        return tf.constant(values.astype(np.int64) if item_dtype == tf.int64 else values.astype(str), item_dtype)
+
+    class Exported(Core):
+        def __init__(self) -> None:
+            super().__init__()
+            self.item_ids = as_keys(model.item_ids)
+            init = tf.lookup.KeyValueTensorInitializer(self.item_ids, tf.range(n_items, dtype=tf.int32))
+            self.items = tf.lookup.StaticHashTable(init, default_value=-1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], item_dtype, name="item_id")])
+        def recommend(self, item_id):
+            codes = self.items.lookup(item_id)
+            tail = (tf.boolean_mask(codes, codes >= 0) + 1)[-width:]  # unknown ids left out; the most recent kept
+            x = tf.pad(tail, [[width - tf.shape(tail)[0], 0]])[None, :]
+            if bert:
+                x = tf.concat([x, tf.fill([1, 1], n_items + 1)], 1)
+            out = self.top_k_codes(tf.ensure_shape(x, [1, maxlen]))
+            return {"item_ids": tf.gather(self.item_ids, out["item_codes"][0]), "scores": out["scores"][0]}
+
+    return Exported()
+
+
 def export(model: Recommender, path: str | Path, format: Format = "saved_model", k: int = 10,
            quantize: Quantize = None, representative_users: np.ndarray | None = None,
            outputs: Literal["top_k", "scores"] = "top_k") -> Path:  # fmt: skip
@@ -192,7 +257,8 @@ def _export(model: Recommender, path: str | Path, format: Format = "saved_model"
         path = path.with_suffix(".keras")
         model.net_.save(path)
         return path
-    module = _module(model, k, ids=format == "saved_model")
+    sequential = hasattr(model, "recommend_next")
+    module = (_sequence_module if sequential else _module)(model, k, ids=format == "saved_model")
     if format == "saved_model":
         signatures = {"serving_default": module.recommend, "top_k_codes": module.top_k_codes, "all_scores": module.all_scores}
         if hasattr(module, "recommend_history"):
@@ -202,33 +268,39 @@ def _export(model: Recommender, path: str | Path, format: Format = "saved_model"
     path.mkdir(parents=True, exist_ok=True)
     (path / "ids.json").write_text(json.dumps({"users": model.encoder_.users.classes_.tolist(), "items": model.item_ids.tolist(), "k": min(k, model.n_items)}))
     fn = module.top_k_codes if outputs == "top_k" else module.all_scores
-    tflite = _tflite_bytes(model, module, fn, quantize if format == "litert" else None, representative_users)
     if format == "litert":
         out = path / "model.tflite"
-        atomic_write(out, tflite)
+        atomic_write(out, _tflite_bytes(model, module, fn, quantize, representative_users))
         return out
     import tf2onnx
+    from tf2onnx import tf_loader
 
-    # ONNX from the float LiteRT graph: its weights are constants already (tf2onnx's from_function left
+    # ONNX from the same Keras ExportArchive, frozen by tf2onnx's SavedModel loader (its from_function left
     # Keras 3's variables as unfed graph inputs)
     out = path / "model.onnx"
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "m.tflite").write_bytes(tflite)
-        tf2onnx.convert.from_tflite(str(Path(tmp) / "m.tflite"), opset=17, output_path=str(out))
+        _archive(model, fn).write_out(tmp, verbose=False)
+        graph_def, inputs, outputs = tf_loader.from_saved_model(tmp, None, None, signatures=["serving_default"])[:3]
+    tf2onnx.convert.from_graph_def(graph_def, input_names=inputs, output_names=outputs, opset=17, output_path=str(out))
     return out
+
+
+def _archive(model: Recommender, fn):
+    """``fn`` with the model's network, as Keras' ExportArchive writes them (variables handled the Keras 3 way)."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model.net_)
+    archive.add_endpoint("serving_default", fn)
+    return archive
 
 
 def _tflite_bytes(model: Recommender, module, fn, quantize: Quantize, representative_users: np.ndarray | None) -> bytes:
     """The ``top_k_codes`` graph as a LiteRT flatbuffer, through Keras' ExportArchive (converting the
     concrete function directly, or a plain tf.saved_model of it, froze Keras 3's variables as garbage)."""
-    import keras
-
     tf = _tf()
-    archive = keras.export.ExportArchive()
-    archive.track(model.net_)
-    archive.add_endpoint("serving_default", fn)
     with tempfile.TemporaryDirectory() as tmp:
-        archive.write_out(tmp, verbose=False)
+        _archive(model, fn).write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         if quantize is not None:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -236,7 +308,8 @@ def _tflite_bytes(model: Recommender, module, fn, quantize: Quantize, representa
             converter.target_spec.supported_types = [tf.float16]
         elif quantize == "int8":
             users = representative_users if representative_users is not None else np.random.default_rng(0).integers(0, model.n_users, 256)
-            converter.representative_dataset = lambda: ([np.asarray([u], np.int32)] for u in users)
+            inputs = model_inputs(model, np.asarray(users))
+            converter.representative_dataset = lambda: ([row[None]] for row in inputs)
         return converter.convert()
 
 
@@ -281,10 +354,23 @@ class ExportedTopK:
         return (*ints, *floats)
 
 
+def model_inputs(model: Recommender, user_codes: np.ndarray) -> np.ndarray:
+    """What an exported graph takes for these users: their codes, or for a sequence model their padded histories."""
+    codes = np.asarray(user_codes)
+    return model._histories(codes).astype(np.int32) if hasattr(model, "recommend_next") else codes.astype(np.int32)
+
+
 def compare(model: Recommender, exported: ExportedTopK, users: np.ndarray | None = None, k: int = 10) -> dict[str, Any]:
     """Max absolute score difference and mean top-``k`` overlap of an export against the model in memory."""
     users = np.arange(min(model.n_users, 200)) if users is None else np.asarray(users)
-    ref_idx, ref_val = model._top_k_codes(users, k, exclude_seen=True)
-    idx, val = exported.top_k(users)
+    x = model_inputs(model, users)
+    if hasattr(model, "recommend_next"):  # the graph masks the session items it reads (the last maxlen)
+        scores = model.states(x).astype(np.float64) @ model.item_vectors.T
+        rows, cols = np.nonzero((x > 0) & (x <= model.n_items))
+        scores[rows, x[rows, cols] - 1] = -np.inf
+        ref_idx, ref_val = top_k(scores, k)
+    else:
+        ref_idx, ref_val = model._top_k_codes(users, k, exclude_seen=True)
+    idx, val = exported.top_k(x)
     overlap = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(ref_idx, idx[:, :k])])
     return {"max_score_diff": float(np.nanmax(np.abs(ref_val - val[:, :k]))), f"top{k}_overlap": float(overlap)}

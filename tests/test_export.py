@@ -74,3 +74,23 @@ def test_models_without_a_scoring_network_are_refused(clicks, tmp_path):
         export(EASE().fit(clicks), tmp_path / "x", "saved_model")
     with pytest.raises(ValueError, match="format must be"):
         export(MatrixFactorization(epochs=1, verbose=False).fit(clicks), tmp_path / "y", "pickle")
+
+
+@pytest.mark.parametrize(("kind", "fmt"), [("SASRec", "litert"), ("BERT4Rec", "onnx")])
+def test_a_sequence_model_exports_and_answers_sessions_as_recommend_next(kind, fmt, tmp_path):
+    import pandas as pd
+    import tensorflow as tf
+
+    from recsys_tf import models
+
+    steps = np.arange(8)
+    start = np.random.default_rng(0).integers(0, 30, 80)
+    df = pd.DataFrame({"user_id": np.repeat(np.arange(80), 8), "item_id": ((start[:, None] + steps) % 30).ravel() + 100,
+                       "timestamp": np.tile(steps, 80)})  # fmt: skip
+    model = getattr(models, kind)(maxlen=8, dim=16, epochs=2, batch_size=32, verbose=False).fit(df)
+    loaded = tf.saved_model.load(str(export(model, tmp_path / "sm", "saved_model", k=5)))
+    session = [105, 106, 107]
+    out = loaded.signatures["serving_default"](item_id=tf.constant(session, tf.int64))
+    assert out["item_ids"].numpy().tolist() == model.recommend_next(session, k=5)[0].tolist()
+    result = compare(model, ExportedTopK(export(model, tmp_path / fmt, fmt, k=10)), k=10)
+    assert result["max_score_diff"] < 1e-4 and result["top10_overlap"] > 0.99, (fmt, result)

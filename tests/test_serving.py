@@ -85,17 +85,23 @@ def test_events_refold_the_user_vector_as_the_weighted_ridge_solution(mf):
     bought, viewed = mf.item_ids[[5, 9]], mf.item_ids[[9, 40]]
     engine.apply([("1", Event(user, i, "purchase")) for i in bought] + [("2", Event(user, i, "view")) for i in viewed])
     out = engine.recommend(user=user, k=10)
-    # by hand: least squares on rows sqrt(w_i) q_i -> sqrt(w_i) (1 - mu - b_u - b_i), plus sqrt(reg) I -> sqrt(reg) p_u
+    # by hand: least squares on rows sqrt(w_i) q_i -> sqrt(w_i) (t - mu - b_u - b_i) (the events), q_j -> q_j . p_u
+    # (the training items keep their scores), sqrt(reg s) I -> sqrt(reg s) p_u, with s the mean |q|^2
     net, code = mf.net_, 3
     q, p = mf.item_factors.astype(float), mf.user_factors.astype(float)
     bi, bu = net.bi.embeddings.numpy()[:, 0], net.bu.embeddings.numpy()[code, 0]
+    trained = mf._seen_cells(np.array([code]))[1]
+    ridge = 0.7 * np.mean(np.sum(q**2, axis=1))
     w = {5: 4.0, 9: 4.0 + 0.1, 40: 0.1}
-    rows = [np.sqrt(v) * q[i] for i, v in w.items()] + list(np.sqrt(0.7) * np.eye(q.shape[1]))
-    rhs = [np.sqrt(v) * (1 - net.mu - bu - bi[i]) for i, v in w.items()] + list(np.sqrt(0.7) * p[code])
+    rows = [np.sqrt(v) * q[i] for i, v in w.items()] + list(q[trained]) + list(np.sqrt(ridge) * np.eye(q.shape[1]))
+    uu, ii = np.divmod(mf.seen_, mf.n_items)  # the target: the 90th percentile of the training pairs' scores
+    t = np.percentile(np.sum(p[uu] * q[ii], 1) + bi[ii] + net.bu.embeddings.numpy()[uu, 0] + net.mu, 90)
+    assert engine.view.target == pytest.approx(t)
+    rhs = [np.sqrt(v) * (t - net.mu - bu - bi[i]) for i, v in w.items()] + list(q[trained] @ p[code]) + list(np.sqrt(ridge) * p[code])
     x = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
     scores = q @ x + bi + net.mu + bu
     scores[list(w)] = -np.inf  # the event items ...
-    scores[mf._seen_cells(np.array([code]))[1]] = -np.inf  # ... and the training items are masked
+    scores[trained] = -np.inf  # ... and the training items are masked
     expected = mf.item_ids[np.argsort(-scores, kind="stable")[:10]]
     assert out["strategy"] == "model+events" and out["items"] == expected.tolist()
     assert not set(out["items"]) & (set(bought) | set(viewed))  # touched items are not offered again

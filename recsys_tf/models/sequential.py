@@ -78,7 +78,7 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             self.causal, self.heads = causal, heads
             self.qkv = layers.Dense(3 * dim, kernel_initializer=init(seed))
             self.proj = layers.Dense(dim, kernel_initializer=init(seed + 1))
-            self.ff1 = layers.Dense(dim, activation="gelu" if not causal else "relu", kernel_initializer=init(seed + 2))
+            self.ff1 = layers.Dense(dim, kernel_initializer=init(seed + 2))
             self.ff2 = layers.Dense(dim, kernel_initializer=init(seed + 3))
             self.ln1, self.ln2 = layers.LayerNormalization(epsilon=1e-6), layers.LayerNormalization(epsilon=1e-6)
             self.drop = layers.Dropout(dropout, seed=seed + 4)
@@ -98,7 +98,11 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             self.last_attention = weights
             ctx = ops.reshape(ops.transpose(ops.matmul(self.drop(weights, training=training), v), (0, 2, 1, 3)), (-1, length, dim))
             x = x + self.drop(self.proj(ctx), training=training)
-            x = x + self.drop(self.ff2(self.drop(self.ff1(self.ln2(x)), training=training)), training=training)
+            h = self.ff1(self.ln2(x))
+            # SASRec's feed-forward uses ReLU; BERT4Rec's, BERT's GELU in its tanh form (Google's BERT code, which
+            # BERT4Rec builds on) -- also the form LiteRT and ONNX run exactly (the erf form has no ONNX operator)
+            h = ops.relu(h) if self.causal else keras.activations.gelu(h, approximate=True)
+            x = x + self.drop(self.ff2(self.drop(h, training=training)), training=training)
             return x * ops.cast(ops.expand_dims(keep, -1), x.dtype)
 
     class SequenceNet(keras.Model):

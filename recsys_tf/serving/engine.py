@@ -12,12 +12,19 @@ New events move ``x_u`` at once. For factor models the user vector is re-folded:
 items ``E`` and their confidences ``w`` (view 0.1, click 1, cart 2, purchase 4, as
 :func:`~recsys_tf.data.cleaning.to_implicit`),
 
-    p = argmin_p  sum_{i in E} w_i (t - mu - b_u - b_i - <p, q_i>)^2 + reg |p - p_u|^2
-      = (sum w_i q_i q_i' + reg I)^-1 (sum w_i q_i (t - mu - b_u - b_i) + reg p_u)
+    p = argmin_p  sum_{i in E} w_i (t - mu - b_u - b_i - <p, q_i>)^2          the new events
+                + sum_{j in H} (<p_u, q_j> - <p, q_j>)^2                       the training items keep their scores
+                + reg s |p - p_u|^2
+      = (sum_E w_i q_i q_i' + sum_H q_j q_j' + reg s I)^-1 (sum_E w_i q_i (t - mu - b_u - b_i) + sum_H q_j q_j' p_u + reg s p_u)
 
 -- the implicit-feedback fold-in of Hu, Koren & Volinsky (ICDM 2008), anchored at the trained vector
-``p_u`` (0 for a new shopper), ``t`` the positive target (1 for implicit models, the top of the
-rating scale for explicit ones). A shopper with no events gets exactly the trained model's scores.
+``p_u`` with the precision of the shopper's own training items ``H`` (each counts as a click), so
+four events move a shopper with three clicks far more than one with three hundred. ``t`` is the
+positive target: for implicit models the 90th percentile of the model's scores of its training pairs
+(an event is a strong positive; with the logit 1 as target, a popular item's large bias would push
+the shopper *away* from it), for explicit ones the top of the rating scale; ``s`` a
+typical item's ``|q|^2`` (``reg`` is counted in items); a new shopper has ``p_u = 0`` and no ``H``.
+A shopper with no events gets exactly the trained model's scores.
 For sequence models the events extend the session, whose state is recomputed.
 
 Candidates come from :class:`~recsys_tf.serving.retrieval.Retriever` (HNSW or exact), are scored
@@ -53,23 +60,31 @@ class _FactorView:
         self.bu = _np(net.bu.embeddings)[:, 0].astype(np.float64) if has_bias else np.zeros(len(self.p))
         self.q = q
         self.items = np.hstack([q, (self.mu + self.bi)[:, None]])
+        self.scale = float(np.mean(np.sum(q**2, axis=1))) or 1.0  # a typical item's |q|^2: reg is counted in items
         explicit = getattr(model, "feedback", "implicit") == "explicit"
         scale = getattr(model, "rating_scale", None)
-        self.target = (scale[1] if scale else 5.0) if explicit else 1.0
+        if explicit:
+            self.target = scale[1] if scale else 5.0
+        else:  # an event is a strong positive: what the model scores its top tenth of training pairs
+            keys = model.seen_[np.random.default_rng(0).permutation(len(model.seen_))[:100_000]]
+            users, items = np.divmod(keys, model.n_items)
+            scores = np.einsum("nf,nf->n", self.p[users], q[items]) + self.mu + self.bi[items] + self.bu[users]
+            self.target = float(np.percentile(scores, 90)) if len(scores) else 1.0
 
-    def query(self, user: int | None, codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
-        """``(x, c)``: scores are ``items @ x + c``."""
+    def query(self, user: int | None, codes: np.ndarray, weights: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, float]:
+        """``(x, c)``: scores are ``items @ x + c``; ``history``: the shopper's training items (codes)."""
         p0 = self.p[user] if user is not None else np.zeros(self.q.shape[1])
         bu = float(self.bu[user]) if user is not None else 0.0
-        if len(codes):
-            # several events on one item add their confidences (one row of the fold-in per item)
-            uniq, inv = np.unique(codes, return_inverse=True)
-            w = np.bincount(inv, weights=weights)
-            qe = self.q[uniq]
-            a = (qe * w[:, None]).T @ qe + self.reg * np.eye(qe.shape[1])
-            rhs = qe.T @ (w * (self.target - self.mu - bu - self.bi[uniq])) + self.reg * p0
-            p0 = np.linalg.solve(a, rhs)
-        return np.append(p0, 1.0), bu
+        if not len(codes):
+            return np.append(p0, 1.0), bu
+        # several events on one item add their confidences (one row of the fold-in per item)
+        uniq, inv = np.unique(codes, return_inverse=True)
+        w = np.bincount(inv, weights=weights)
+        qe, qh = self.q[uniq], self.q[np.asarray(history, np.int64)]
+        ridge = self.reg * self.scale
+        a = (qe * w[:, None]).T @ qe + qh.T @ qh + ridge * np.eye(qe.shape[1])
+        rhs = qe.T @ (w * (self.target - self.mu - bu - self.bi[uniq])) + qh.T @ (qh @ p0) + ridge * p0
+        return np.append(np.linalg.solve(a, rhs), 1.0), bu
 
 
 class _SequenceView:
@@ -81,7 +96,7 @@ class _SequenceView:
         seqs = model.sequences_
         self._offsets, self._codes = seqs.offsets, seqs.codes.astype(np.int64) - 1
 
-    def query(self, user: int | None, codes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+    def query(self, user: int | None, codes: np.ndarray, weights: np.ndarray, history: np.ndarray) -> tuple[np.ndarray, float]:
         trained = self._codes[self._offsets[user] : self._offsets[user + 1]] if user is not None else np.zeros(0, np.int64)
         session = np.concatenate([trained, np.asarray(codes, dtype=np.int64)])
         return self.model.session_state(session), 0.0
@@ -211,7 +226,7 @@ class Engine:
             codes = self.item_codes(list(history))
             if not len(codes):
                 return self._popular(k)
-            x, c = self.view.query(None, codes, np.ones(len(codes)))
+            x, c = self.view.query(None, codes, np.ones(len(codes)), np.zeros(0, np.int64))
             return self._answer(x, c, codes, k, "session", rerank, lam)
         key = self.user_key(user)
         code = self._user_code(key)
@@ -220,13 +235,12 @@ class Engine:
             return self._popular(k)
         if shopper is None:
             shopper = _Shopper()
+        trained = self._trained_items(code) if code is not None else np.zeros(0, np.int64)
         if shopper.query is None:
-            shopper.query = self.view.query(code, np.asarray(shopper.codes, np.int64), np.asarray(shopper.weights))
+            shopper.query = self.view.query(code, np.asarray(shopper.codes, np.int64), np.asarray(shopper.weights), trained)
             if shopper.codes:  # cache only shoppers with events: the trained ones are cheap to recompute
                 self.shoppers[key] = shopper
-        seen = np.asarray(shopper.codes, np.int64)
-        if code is not None:
-            seen = np.union1d(seen, self._trained_items(code))
+        seen = np.union1d(np.asarray(shopper.codes, np.int64), trained)
         strategy = "model" if not shopper.codes else ("model+events" if code is not None else "session")
         x, c = shopper.query
         return self._answer(x, c, seen, k, strategy, rerank, lam)

@@ -59,15 +59,17 @@ def _tf():
 def _quiet():
     """Keep TensorFlow's "Assets written to ..." lines and the converter's own deprecation warning (its
     calibration runs tf.lite.Interpreter internally; the kit runs exports with ai-edge-litert) out of notebooks."""
-    logger = logging.getLogger("tensorflow")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "tf2onnx")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
             yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _csr_seen(model: Recommender) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,8 @@ What each export answers:
   ``item_ids``, ``scores``, ``known``), ``top_k_codes`` (``user_code`` -> ``item_codes``, ``scores``),
   ``all_scores`` (``user_code`` -> every item's score)
   and, for factor models, ``recommend_history`` (a session's ``item_id`` list -> top-``k``: the
-  fold-in ``p = (Q_h' Q_h + reg I)^-1 Q_h' (1 - mu - b_h)`` computed in the graph).
+  service's fold-in ``p = (Q_h' Q_h + reg s I)^-1 Q_h' (t - mu - b_h)`` computed in the graph, see
+  :mod:`recsys_tf.serving.engine`).
 * **LiteRT** and **ONNX** (``"litert"``, ``"onnx"``): the ``top_k_codes`` graph (int32 user codes in --
   a sequence model's padded sessions --, item codes and scores out, training items masked inside),
   both converted from Keras' ExportArchive of the network; the id maps are JSON beside it
@@ -148,6 +149,10 @@ def _module(model: Recommender, k: int, reg: float = 1.0, ids: bool = True):
 
     module = Exported()
     if hasattr(net, "q") and hasattr(net, "bi") and not hasattr(net, "content"):
+        from recsys_tf.serving.engine import view_of
+
+        view = view_of(model, reg)  # the service's fold-in: its positive target and its ridge, in items
+        target, ridge = view.target, reg * view.scale
 
         @tf.function(input_signature=[tf.TensorSpec([None], item_dtype, name="item_id")])
         def recommend_history(item_id):
@@ -156,8 +161,8 @@ def _module(model: Recommender, k: int, reg: float = 1.0, ids: bool = True):
             q = tf.cast(net.q.embeddings, tf.float32)
             bias = tf.cast(net.bi.embeddings[:, 0], tf.float32) + float(getattr(net, "mu", 0.0))
             qh = tf.gather(q, codes)
-            a = tf.matmul(qh, qh, transpose_a=True) + reg * tf.eye(q.shape[1])
-            p = tf.linalg.solve(a, tf.matmul(qh, (1.0 - tf.gather(bias, codes))[:, None], transpose_a=True))
+            a = tf.matmul(qh, qh, transpose_a=True) + ridge * tf.eye(q.shape[1])
+            p = tf.linalg.solve(a, tf.matmul(qh, (target - tf.gather(bias, codes))[:, None], transpose_a=True))
             scores = tf.matmul(q, p)[:, 0] + bias
             scores = tf.tensor_scatter_nd_update(scores, codes[:, None], tf.fill(tf.shape(codes), -np.inf))
             vals, idx = tf.math.top_k(scores[None, :], k)

@@ -53,3 +53,23 @@ def shop_small_clean(shop_small):
     from recsys_tf.data.cleaning import clean_events
 
     return clean_events(shop_small.events, shop_small.catalog)
+
+
+@pytest.fixture(scope="session")
+def chain_sessions():
+    """80 shoppers walking a 30-item catalogue in steps of +1 (the next item follows from the last one)."""
+    import numpy as np
+    import pandas as pd
+
+    steps = np.arange(8)
+    start = np.random.default_rng(0).integers(0, 30, 80)
+    return pd.DataFrame({"user_id": np.repeat(np.arange(80), 8), "item_id": ((start[:, None] + steps) % 30).ravel() + 100,
+                         "timestamp": np.tile(steps, 80)})  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_sasrec(chain_sessions):
+    """A small SASRec trained for two epochs on ``chain_sessions`` (shared by the serving and export tests)."""
+    from recsys_tf.models import SASRec
+
+    return SASRec(maxlen=8, dim=16, epochs=2, batch_size=32, verbose=False).fit(chain_sessions)

@@ -187,3 +187,53 @@ def keras_np(x) -> np.ndarray:
     import keras
 
     return keras.ops.convert_to_numpy(x)
+
+
+def measure_sequence_exports(model, test, history, folder: str | Path, reps: int = 200, k: int = 10) -> dict[str, dict]:
+    """The quantization table for a sequence model: size, latency and full-ranking HR@k / NDCG@k of each export.
+
+    ``test``: one next item per user; ``history``: what came between training and it (the validation
+    items), appended to each input. Every variant ranks all items for the padded session (its last
+    ``maxlen`` items masked, as the exported graph does) and the held-out item's rank gives the metrics.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    users = model.encoder_.users.transform(test.user_id.to_numpy())
+    with model.extended(history):
+        x = model._histories(users).astype(np.int32)
+    target = model.encoder_.items.transform(test.item_id.to_numpy())
+    rng = np.random.default_rng(0)
+
+    def metrics(top_k) -> dict[str, float]:
+        idx = np.concatenate([top_k(x[s : s + 256])[0] for s in range(0, len(x), 256)])[:, :k]
+        hit = idx == target[:, None]
+        rank = np.where(hit.any(1), hit.argmax(1) + 1, 0)
+        return {"hr@10": round(float((rank > 0).mean()), 4), "ndcg@10": round(float(np.where(rank > 0, 1 / np.log2(rank + 1), 0).mean()), 4)}
+
+    def timing(top_k, batch: int, n: int) -> dict[str, float]:
+        return _latency(lambda rows: top_k(x[rows]), len(x), batch, n) if len(x) else {}
+
+    def in_memory(rows_x):
+        scores = model.states(rows_x).astype(np.float64) @ model.item_vectors.T
+        r, c = np.nonzero((rows_x > 0) & (rows_x <= model.n_items))
+        scores[r, rows_x[r, c] - 1] = -np.inf
+        return top_k_rows(scores, k)
+
+    model.net_.save_weights(folder / "weights.weights.h5")
+    rows = {"Keras float32 (in memory)": {"size_bytes": _size(folder / "weights.weights.h5"), "batch1": timing(in_memory, 1, reps),
+                                          "batch256": timing(in_memory, 256, max(reps // 10, 3)), **metrics(in_memory)}}  # fmt: skip
+    runners = {"SavedModel": ExportedTopK(export(model, folder / "saved_model", "saved_model", k=k))}
+    for label, quantize in VARIANTS.items():
+        runners[label] = ExportedTopK(export(model, folder / f"top-{quantize}", "litert", k=k, quantize=quantize,
+                                             representative_users=rng.choice(model.n_users, min(256, model.n_users), replace=False)))  # fmt: skip
+    runners["ONNX float32"] = ExportedTopK(export(model, folder / "onnx", "onnx", k=k))
+    for label, runner in runners.items():
+        rows[label] = {"size_bytes": _size(runner.path), "batch1": timing(runner.top_k, 1, reps),
+                       "batch256": timing(runner.top_k, 256, max(reps // 10, 3)), **metrics(runner.top_k)}  # fmt: skip
+    return rows
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    from recsys_tf.models.base import top_k
+
+    return top_k(scores, k)

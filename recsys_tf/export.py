@@ -354,7 +354,8 @@ class ExportedTopK:
             runner = self._rt.get_signature_runner()
             out = list(runner(**{next(iter(runner.get_input_details())): codes}).values())
         else:
-            out = [v.numpy() for v in self._rt[signature](user_code=codes).values()]
+            fn = self._rt[signature]
+            out = [v.numpy() for v in fn(**{next(iter(fn.structured_input_signature[1])): codes}).values()]  # user_code or session
         # output names differ between runtimes (ONNX takes LiteRT's): the item codes are the integer output
         ints = [v for v in out if np.issubdtype(v.dtype, np.integer)]
         floats = [v for v in out if np.issubdtype(v.dtype, np.floating)]

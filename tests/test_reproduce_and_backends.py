@@ -75,7 +75,7 @@ def test_tensorboard_logs_and_mixed_precision(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")
 def test_the_same_model_trains_on_jax_and_loads_on_tensorflow(tmp_path):
-    """Backend-agnostic models (MF; the hybrid with content and learned text): train on JAX (compiled
+    """Backend-agnostic models (MF; the hybrid with content and learned text; SASRec): train on JAX (compiled
     on-device loop), save .keras, load on TensorFlow, same recommendations."""
     script = f"""
 import json
@@ -94,9 +94,13 @@ cat = shop.catalog
 feats = feature_table(cat.item_id, {{"attributes": attribute_features(cat, numeric=[])}})
 hy = HybridRecommender(feats, item_texts=cat.set_index("item_id").text, factors=8, epochs=2, seed=0, verbose=False).fit(split.train, cat)
 hy.save(r"{tmp_path / 'hybrid'}")
+from recsys_tf.models import SASRec  # the sequence models' compiled JAX loop (it once refused an unbuilt wrapper)
+seq = SASRec(maxlen=10, dim=16, epochs=2, batch_size=64, seed=0, verbose=False).fit(split.train)
+seq.save(r"{tmp_path / 'sasrec'}")
 user = int(split.test.user_id.iloc[0])
 print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity().fit(split.train, shop.catalog).evaluate(split.test)["ndcg@10"],
-                  "user": user, "items": mf.recommend(user, 10)[0].tolist(), "hybrid": hy.recommend(user, 10)[0].tolist()}}))
+                  "user": user, "items": mf.recommend(user, 10)[0].tolist(), "hybrid": hy.recommend(user, 10)[0].tolist(),
+                  "sasrec": seq.recommend(user, 10)[0].tolist(), "sasrec_epochs": len(seq.history_)}}))
 """
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
@@ -106,6 +110,7 @@ print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity()
     loaded = Recommender.load(tmp_path / "mf")  # this process runs TensorFlow
     assert loaded.recommend(res["user"], 10)[0].tolist() == res["items"]
     assert Recommender.load(tmp_path / "hybrid").recommend(res["user"], 10)[0].tolist() == res["hybrid"]
+    assert res["sasrec_epochs"] == 2 and Recommender.load(tmp_path / "sasrec").recommend(res["user"], 10)[0].tolist() == res["sasrec"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")

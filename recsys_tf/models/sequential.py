@@ -431,6 +431,7 @@ class _Trainer:
             def __init__(self) -> None:
                 super().__init__()
                 self.inner = net
+                self.built = True  # its only weights are the (built) network's: JAX's stateless_call needs this
 
             def call(self, packed, training=None):
                 return sequence_loss(self.inner, packed, loss, beta)

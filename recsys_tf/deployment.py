@@ -9,7 +9,8 @@ import numpy as np
 
 from recsys_tf.export import ExportedTopK, export
 from recsys_tf.metrics import sampled_metrics
-from recsys_tf.models.base import Recommender
+from recsys_tf.models.base import Recommender, top_k
+from recsys_tf.models.nets import _np as keras_np
 
 VARIANTS = {"LiteRT float32": None, "LiteRT dynamic-range int8": "dynamic", "LiteRT float16": "float16", "LiteRT int8 (full integer)": "int8"}
 
@@ -183,12 +184,6 @@ def compression_curve(model, cs, ranks=(32, 16, 8, 4, 2), min_counts=(2, 5, 10, 
     return out
 
 
-def keras_np(x) -> np.ndarray:
-    import keras
-
-    return keras.ops.convert_to_numpy(x)
-
-
 def measure_sequence_exports(model, test, history, folder: str | Path, reps: int = 200, k: int = 10) -> dict[str, dict]:
     """The quantization table for a sequence model: size, latency and full-ranking HR@k / NDCG@k of each export.
 
@@ -204,20 +199,20 @@ def measure_sequence_exports(model, test, history, folder: str | Path, reps: int
     target = model.encoder_.items.transform(test.item_id.to_numpy())
     rng = np.random.default_rng(0)
 
-    def metrics(top_k) -> dict[str, float]:
-        idx = np.concatenate([top_k(x[s : s + 256])[0] for s in range(0, len(x), 256)])[:, :k]
+    def metrics(ranker) -> dict[str, float]:
+        idx = np.concatenate([ranker(x[s : s + 256])[0] for s in range(0, len(x), 256)])[:, :k]
         hit = idx == target[:, None]
         rank = np.where(hit.any(1), hit.argmax(1) + 1, 0)
         return {"hr@10": round(float((rank > 0).mean()), 4), "ndcg@10": round(float(np.where(rank > 0, 1 / np.log2(rank + 1), 0).mean()), 4)}
 
-    def timing(top_k, batch: int, n: int) -> dict[str, float]:
-        return _latency(lambda rows: top_k(x[rows]), len(x), batch, n) if len(x) else {}
+    def timing(ranker, batch: int, n: int) -> dict[str, float]:
+        return _latency(lambda rows: ranker(x[rows]), len(x), batch, n) if len(x) else {}
 
     def in_memory(rows_x):
         scores = model.states(rows_x).astype(np.float64) @ model.item_vectors.T
         r, c = np.nonzero((rows_x > 0) & (rows_x <= model.n_items))
         scores[r, rows_x[r, c] - 1] = -np.inf
-        return top_k_rows(scores, k)
+        return top_k(scores, k)
 
     model.net_.save_weights(folder / "weights.weights.h5")
     rows = {"Keras float32 (in memory)": {"size_bytes": _size(folder / "weights.weights.h5"), "batch1": timing(in_memory, 1, reps),
@@ -231,9 +226,3 @@ def measure_sequence_exports(model, test, history, folder: str | Path, reps: int
         rows[label] = {"size_bytes": _size(runner.path), "batch1": timing(runner.top_k, 1, reps),
                        "batch256": timing(runner.top_k, 256, max(reps // 10, 3)), **metrics(runner.top_k)}  # fmt: skip
     return rows
-
-
-def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    from recsys_tf.models.base import top_k
-
-    return top_k(scores, k)

@@ -8,7 +8,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from recsys_tf.data.cleaning import clean_events, to_implicit
@@ -281,11 +280,13 @@ def test_a_new_model_version_loads_while_requests_keep_being_answered(service, s
 
 
 def test_the_load_test_is_bounded_counts_errors_and_stays_on_loopback(service):
-    from recsys_tf.serving.loadtest import load_test
+    from recsys_tf.serving.loadtest import load_test, require_loopback
 
     ok = load_test(service.url, lambda i: ("GET", f"/recommend?user={i}&k=5", None), clients=2, n_requests=30, max_seconds=10)
     assert ok["requests"] == 30 and ok["errors"] == 0 and ok["p50_ms"] <= ok["p99_ms"]
     bad = load_test(service.url, lambda i: ("GET", "/recommend?k=5", None), clients=2, n_requests=10, max_seconds=10)
     assert bad["errors"] == 10  # 422s are counted, not hidden
-    with pytest.raises(ValueError, match="loopback"):
-        load_test("http://10.1.2.3:8000", lambda i: ("GET", "/health", None))
+    assert require_loopback(service.url).port == service.port
+    for elsewhere in ("http://10.1.2.3:8000", "http://example.com:80"):  # checked, never contacted
+        with pytest.raises(ValueError, match="loopback"):
+            require_loopback(elsewhere)

@@ -65,14 +65,10 @@ class MagnitudePruning:
         self.sparsity_ = []
         self._end = self.end_epoch if self.end_epoch is not None else max(self.begin_epoch + 1, epochs - 2)
         self._masks = []
-        for layer in net._flatten_layers(include_self=False):
-            for name in ("embeddings", "kernel"):
-                w = getattr(layer, name, None) if not layer._layers else None
-                if w is None or not hasattr(w, "constraint") or len(w.shape) != 2 or min(w.shape) == 1:
-                    continue
-                mask = keras.Variable(np.ones(w.shape, np.float32), trainable=False, name=f"{w.name}_prune_mask")
-                w.constraint = _MaskConstraint(mask)
-                self._masks.append((w, mask))
+        for w in _prunable(net):
+            mask = keras.Variable(np.ones(w.shape, np.float32), trainable=False, name=f"{w.name}_prune_mask")
+            w.constraint = _MaskConstraint(mask)
+            self._masks.append((w, mask))
         if not self._masks:
             raise ValueError("the network has no embedding table or dense kernel to prune.")
 
@@ -107,10 +103,18 @@ def sparsity(net) -> float:
     import keras
 
     zeros = total = 0
-    for layer in net._flatten_layers(include_self=False):
-        for name in ("embeddings", "kernel"):
-            w = getattr(layer, name, None) if not layer._layers else None
-            if w is not None and len(w.shape) == 2 and min(w.shape) > 1:
-                v = keras.ops.convert_to_numpy(w)
-                zeros, total = zeros + int((v == 0).sum()), total + v.size
+    for w in _prunable(net):
+        v = keras.ops.convert_to_numpy(w)
+        zeros, total = zeros + int((v == 0).sum()), total + v.size
     return zeros / max(total, 1)
+
+
+def _prunable(net):
+    """The embedding tables and dense kernels of ``net``'s leaf layers (not biases, nor one-column bias tables)."""
+    for layer in net._flatten_layers(include_self=False):
+        if layer._layers:
+            continue
+        for name in ("embeddings", "kernel"):
+            w = getattr(layer, name, None)
+            if w is not None and hasattr(w, "constraint") and len(w.shape) == 2 and min(w.shape) > 1:
+                yield w

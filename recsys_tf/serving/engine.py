@@ -46,6 +46,12 @@ from recsys_tf.serving.eventlog import START, Event
 from recsys_tf.serving.retrieval import Kind, Retriever
 
 
+def _np(weights) -> np.ndarray:
+    from recsys_tf.models.nets import _np as to_numpy  # imports Keras: only once a model is served
+
+    return to_numpy(weights)
+
+
 class _FactorView:
     """``items`` (n x f+1) and a user's query vector for MF-like models (MF, NMF, SVD++, hybrid)."""
 
@@ -100,12 +106,6 @@ class _SequenceView:
         trained = self._codes[self._offsets[user] : self._offsets[user + 1]] if user is not None else np.zeros(0, np.int64)
         session = np.concatenate([trained, np.asarray(codes, dtype=np.int64)])
         return self.model.session_state(session), 0.0
-
-
-def _np(weights) -> np.ndarray:
-    import keras
-
-    return keras.ops.convert_to_numpy(weights)
 
 
 def view_of(model: Recommender, reg: float = 1.0):
@@ -188,18 +188,19 @@ class Engine:
         in ``skipped_events`` and left out: the log keeps them.
         """
         n = 0
-        for cursor, e in events:
-            try:
-                code = int(self.item_codes([e.item])[0])
-            except DataError:
-                self.skipped_events += 1
+        for batch in _batches(events, 10_000):
+            items = [_typed(e.item, self._int_items, "item") for _, e in batch]
+            codes = self.model.encoder_.items.transform(np.asarray(items, dtype=np.int64 if self._int_items else object), unknown="oov")
+            for (cursor, e), code in zip(batch, codes.tolist()):
                 self.cursor = cursor
-                continue
-            shopper = self.shoppers.setdefault(self.user_key(e.user), _Shopper())
-            shopper.codes.append(code)
-            shopper.weights.append(self.event_weights.get(e.event, 1.0))
-            shopper.query = None
-            self.cursor, n = cursor, n + 1
+                if code < 0:
+                    self.skipped_events += 1
+                    continue
+                shopper = self.shoppers.setdefault(self.user_key(e.user), _Shopper())
+                shopper.codes.append(code)
+                shopper.weights.append(self.event_weights.get(e.event, 1.0))
+                shopper.query = None
+                n += 1
         self.n_events += n
         return n
 
@@ -246,10 +247,7 @@ class Engine:
         return self._answer(x, c, seen, k, strategy, rerank, lam)
 
     def _trained_items(self, code: int) -> np.ndarray:
-        n = self.model.n_items
-        seen = self.model.seen_
-        lo, hi = np.searchsorted(seen, [code * n, (code + 1) * n])
-        return seen[lo:hi] % n
+        return self.model._seen_cells(np.array([code]))[1]
 
     def _answer(self, x: np.ndarray, c: float, seen: np.ndarray, k: int, strategy: str, rerank: str | None, lam: float) -> dict[str, Any]:
         n = max(5 * k, 50) if rerank == "mmr" else k
@@ -267,6 +265,18 @@ class Engine:
     def _popular(self, k: int) -> dict[str, Any]:
         """The most bought items; ``scores`` are their training counts."""
         return {"items": self.model.item_ids[self.popular[:k]].tolist(), "scores": self.popular_counts[:k].tolist(), "strategy": "popularity"}
+
+
+def _batches(pairs: Iterable, size: int):
+    """Lists of up to ``size`` items from ``pairs`` (the log is replayed a batch at a time)."""
+    batch = []
+    for pair in pairs:
+        batch.append(pair)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _typed(value: Any, integer: bool, what: str) -> Any:

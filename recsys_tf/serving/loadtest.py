@@ -70,9 +70,7 @@ def load_test(url: str, make: Callable[[int], Request], clients: int = 8, n_requ
     its connection and sends ``warmup`` requests that are not counted (``make(n_requests + j)``);
     the clock starts when all are connected. Non-2xx answers are counted in ``errors``.
     """
-    parts = urlsplit(url)
-    if not ipaddress.ip_address(parts.hostname).is_loopback:
-        raise ValueError(f"load tests target the loopback interface only (127.0.0.1), not {parts.hostname}.")
+    parts = require_loopback(url)
 
     async def run() -> tuple[list[float], list[int], float]:
         lat: list[float] = []
@@ -89,6 +87,18 @@ def load_test(url: str, make: Callable[[int], Request], clients: int = 8, n_requ
     return {"clients": clients, "requests": len(ms), "seconds": round(wall, 2), "requests_per_s": round(len(ms) / wall, 1),
             "p50_ms": _pct(ms, 50), "p95_ms": _pct(ms, 95), "p99_ms": _pct(ms, 99), "max_ms": _pct(ms, 100),
             "errors": int((~ok).sum())}  # fmt: skip
+
+
+def require_loopback(url: str):
+    """``url`` split into its parts, or a ValueError when its host is not a loopback address."""
+    parts = urlsplit(url)
+    try:
+        loopback = ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        loopback = False  # a host name: not resolved, not trusted
+    if not loopback:
+        raise ValueError(f"load tests target the loopback interface only (127.0.0.1), not {parts.hostname}.")
+    return parts
 
 
 def _run(coro):

@@ -82,7 +82,7 @@ def test_a_sequence_model_exports_and_answers_sessions_as_recommend_next(kind, f
 
     from recsys_tf.models import BERT4Rec
 
-    model = tiny_sasrec if kind == "SASRec" else BERT4Rec(maxlen=8, dim=16, epochs=1, batch_size=32, verbose=False).fit(chain_sessions)
+    model = tiny_sasrec if kind == "SASRec" else BERT4Rec(maxlen=8, dim=16, blocks=1, epochs=1, batch_size=128, verbose=False).fit(chain_sessions)
     loaded = tf.saved_model.load(str(export(model, tmp_path / "sm", "saved_model", k=5)))
     session = [105, 106, 107]
     out = loaded.signatures["serving_default"](item_id=tf.constant(session, tf.int64))

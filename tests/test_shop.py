@@ -115,3 +115,40 @@ def test_bad_size_and_unknown_ids(shop_tiny):
 def test_custom_config():
     shop = make_shop(ShopConfig(n_users=50, n_items=40, weeks=2), seed=1)
     assert len(shop.users) == 50 and len(shop.catalog) == 40
+
+
+def test_the_two_step_item_draw_is_exactly_one_binary_search_over_the_stacked_cdfs():
+    from recsys_tf.data import shop
+
+    rng = np.random.default_rng(0)
+    rows_, n_items = 7, 50  # 50 is not a multiple of the block: the last block is short
+    w = rng.exponential(1.0, (rows_, n_items)) * (rng.random((rows_, n_items)) < 0.7)  # zeros: flat CDF steps
+    cdf = np.cumsum(w, axis=1)
+    cdf = cdf / cdf[:, -1:] + np.arange(rows_)[:, None]
+    ends = np.minimum(np.arange(1, -(-n_items // shop._BLOCK) + 1) * shop._BLOCK, n_items) - 1
+    tables = shop._Tables(None, cdf.ravel(), np.ascontiguousarray(cdf[:, ends]).ravel())
+    row = rng.integers(0, rows_, 5_000)
+    got = shop._sample_items(tables, n_items, row, np.random.default_rng(1))
+    keys = row + np.random.default_rng(1).random(len(row))
+    want = np.minimum(np.searchsorted(cdf.ravel(), keys, side="right") - row * n_items, n_items - 1)
+    assert np.array_equal(got, want) and (w[row, got] > 0).all()  # never an item of weight zero
+
+
+def test_generation_in_threads_gives_the_same_numbers_as_one_pass():
+    from recsys_tf.data import shop
+
+    s = make_shop("tiny", seed=1)
+    na, it = s._need_arrays, shop._item_arrays(s._clean_catalog)
+    rows = shop._need_rows(na, np.arange(40, 90))
+    pop32 = np.random.default_rng(0).normal(0, 1, len(s.catalog)).astype(np.float32)
+    maker = shop._TableMaker(s.config, na, it, pop32, len(rows))
+    try:
+        t = maker.make(rows, 0)
+    finally:
+        maker.close()
+    u = shop._need_rows_utility(na, it, rows, np.arange(len(s.catalog)))
+    logits = np.float32(s.config.beta) * u + pop32
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    cdf = np.cumsum(e, axis=1, dtype=np.float64)
+    assert np.array_equal(t.util, u)
+    assert np.array_equal(t.cdf, (cdf / cdf[:, -1:] + np.arange(len(rows))[:, None]).ravel())

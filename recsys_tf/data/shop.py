@@ -19,6 +19,7 @@ The true utility of an item for a shopper is ``max_n U(u, n, j)``.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -166,30 +167,48 @@ def _user_arrays(cfg: ShopConfig, catalog: pd.DataFrame, rng: np.random.Generato
 def _item_arrays(catalog: pd.DataFrame) -> dict[str, np.ndarray]:
     leaf = pd.Categorical(catalog["category"], categories=[lf for _, lf in sc.LEAVES]).codes
     dept_of_leaf = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])
+    style = pd.Categorical(catalog["style"], categories=list(sc.STYLES)).codes
+    colour = pd.Categorical(catalog["colour"], categories=list(sc.COLOURS)).codes
+    if min(leaf.min(initial=0), style.min(initial=0), colour.min(initial=0)) < 0:
+        raise ValueError("the catalog has a category, style or colour the shop does not know")
     return {
-        "leaf": leaf, "dept": dept_of_leaf[leaf],
-        "style": pd.Categorical(catalog["style"], categories=list(sc.STYLES)).codes,
-        "colour": pd.Categorical(catalog["colour"], categories=list(sc.COLOURS)).codes,
+        "leaf": leaf, "dept": dept_of_leaf[leaf], "style": style, "colour": colour,
+        "cell": (leaf.astype(np.int64) * len(sc.STYLES) + style) * len(sc.COLOURS) + colour,  # (leaf, style, colour) in one code
         "log_price": np.log(catalog["price"].to_numpy()), "quality": catalog["quality"].to_numpy(),
     }  # fmt: skip
 
 
-def _need_rows_utility(na: dict, it: dict, rows: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+def _cell_scores(na: dict, rows: np.ndarray) -> np.ndarray:
+    """The categorical part of U for need rows ``rows`` and every (leaf, style, colour) cell (float32).
+
+    An item's category, department, style and colour terms depend only on its cell, so U is this small
+    table gathered by the items' cells, plus the price and quality terms. The float32 sums run in the
+    order of the formula, so the result is bitwise what summing the terms item by item gives.
+    """
+    f32 = np.float32
+    leaves, styles, colours = np.arange(len(sc.LEAVES)), np.arange(len(sc.STYLES)), np.arange(len(sc.COLOURS))
+    dept_of_leaf = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])
+    cat = np.where(na["leaf"][rows, None] == leaves, f32(3.0), f32(0.0))
+    cat += np.where(na["dept"][rows, None] == dept_of_leaf, f32(1.0), f32(0.0))
+    style = np.where(na["style"][rows, None] == styles, f32(1.2), f32(0.0))
+    fav = na["favourites"][na["owner"][rows]]
+    colour = np.where((fav[:, :1] == colours) | (fav[:, 1:] == colours), f32(0.5), f32(0.0))
+    table = (cat[:, :, None] + style[:, None, :])[..., None] + colour[:, None, None, :]
+    return table.reshape(len(rows), -1)
+
+
+def _need_rows_utility(na: dict, it: dict, rows: np.ndarray, item_idx: np.ndarray, out: np.ndarray | None = None,
+                       scratch: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """U(u, n, j) for need rows ``rows`` and catalog positions ``item_idx`` (rows x items, float32).
 
-    Built in float32 in place: on the large preset this matrix is the generator's main cost.
+    Built in float32 in place (into ``out``, with ``scratch`` of the same shape, when given): on the
+    large preset this matrix is much of the generator's cost.
     """
-    owner = na["owner"][rows]
     f32 = np.float32
-    u = np.where(na["leaf"][rows, None] == it["leaf"][None, item_idx], f32(3.0), f32(0.0))
-    u += np.where(na["dept"][rows, None] == it["dept"][None, item_idx], f32(1.0), f32(0.0))
-    u += np.where(na["style"][rows, None] == it["style"][None, item_idx], f32(1.2), f32(0.0))
-    fav = na["favourites"][owner]
-    colour = it["colour"][None, item_idx]
-    u += np.where((fav[:, :1] == colour) | (fav[:, 1:] == colour), f32(0.5), f32(0.0))
-    gap = it["log_price"][None, item_idx].astype(f32) - na["log_price"][rows, None].astype(f32)
+    u = np.take(_cell_scores(na, rows), it["cell"][item_idx], axis=1, out=out)
+    gap = np.subtract(it["log_price"][None, item_idx].astype(f32), na["log_price"][rows, None].astype(f32), out=scratch)
     np.square(gap, out=gap)
-    gap *= na["sensitivity"][owner, None].astype(f32)
+    gap *= na["sensitivity"][na["owner"][rows], None].astype(f32)
     u -= gap
     u += (f32(0.5) * it["quality"][None, item_idx]).astype(f32)
     return u
@@ -212,27 +231,100 @@ def _need_utility(na: dict, catalog: pd.DataFrame, items: np.ndarray, users: np.
     return out
 
 
-def _sample_items(flat_cdf: np.ndarray, n_items: int, row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw one item per event from its row's CDF (rows stacked with offsets: one searchsorted)."""
-    idx = np.searchsorted(flat_cdf, row + rng.random(len(row)), side="right")
-    return np.minimum(idx - row * n_items, n_items - 1)
+_BLOCK = 16  # CDF entries per block of the coarse index
+
+
+@dataclass
+class _Tables:
+    """A block of need rows, ready to sample from: ``util`` (rows x items, float32); ``cdf``, each row's
+    item CDF of ``exp(beta * U + pop)`` normalised to 1 plus the row's number, raveled, so that all
+    rows form one increasing array; ``coarse``, the last entry of every ``_BLOCK`` entries of each row."""
+
+    util: np.ndarray
+    cdf: np.ndarray
+    coarse: np.ndarray
+
+
+def _sample_items(tables: _Tables, n_items: int, row: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw one item per event from its row's CDF: the number of CDF entries of the row <= row + u.
+
+    Exactly ``searchsorted(cdf, row + u, "right") - row * n_items``, found in two steps: the coarse index
+    (a few MB, cached) gives the block, then the block's ``_BLOCK`` entries are compared at once. A
+    search in the whole CDF (hundreds of MB on the large shop) missed the cache at every step.
+    """
+    keys = row + rng.random(len(row))
+    n_blocks = -(-n_items // _BLOCK)
+    order = np.argsort(keys)  # sorted keys: numpy's binary search starts from the previous answer
+    block = np.empty(len(keys), np.int64)
+    block[order] = np.searchsorted(tables.coarse, keys[order], side="right")
+    block = np.minimum(block - row * n_blocks, n_blocks - 1)
+    first = block * _BLOCK
+    pos = first[:, None] + np.arange(_BLOCK)
+    inside = pos < n_items
+    vals = tables.cdf[row[:, None] * n_items + np.minimum(pos, n_items - 1)]
+    return np.minimum(first + ((vals <= keys[:, None]) & inside).sum(axis=1), n_items - 1)
+
+
+def _need_rows(na: dict, users: np.ndarray) -> np.ndarray:
+    """The need rows of ``users``, user by user."""
+    counts = np.diff(na["start"])[users]
+    return np.repeat(na["start"][users] - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(counts.sum())
+
+
+class _TableMaker:
+    """Builds the :class:`_Tables` of blocks of need rows into two reused sets of buffers.
+
+    No randomness, so it runs in threads (NumPy releases the GIL), two halves of the rows at once,
+    while the caller samples the previous block (hence two sets): the same numbers on any number of
+    cores. Reusing the buffers matters as much as the threads: a fresh array of hundreds of MB is
+    page-faulted in by the kernel, which cost as much as the arithmetic.
+    """
+
+    def __init__(self, cfg: ShopConfig, na: dict, it: dict, pop32: np.ndarray, max_rows: int) -> None:
+        self.cfg, self.na, self.it, self.pop32 = cfg, na, it, pop32
+        n = len(it["cell"])
+        self.sets = [(np.empty((max_rows, n), np.float32), np.empty((max_rows, n), np.float64)) for _ in range(2)]
+        self.scratch = np.empty((max_rows, n), np.float32)
+        self.halves = ThreadPoolExecutor(2)
+        self.ends = np.minimum(np.arange(1, -(-n // _BLOCK) + 1) * _BLOCK, n) - 1
+
+    def make(self, rows: np.ndarray, which: int) -> _Tables:
+        """The tables of need rows ``rows`` in buffer set ``which`` (0 or 1)."""
+        util, cdf = (b[: len(rows)] for b in self.sets[which])
+        half = len(rows) // 2
+        for f in [self.halves.submit(self._part, rows, util, cdf, 0, half),
+                  self.halves.submit(self._part, rows, util, cdf, half, len(rows))]:  # fmt: skip
+            f.result()
+        return _Tables(util, cdf.reshape(-1), np.ascontiguousarray(cdf[:, self.ends]).reshape(-1))
+
+    def _part(self, rows: np.ndarray, util: np.ndarray, cdf: np.ndarray, lo: int, hi: int) -> None:
+        u, logits, c = util[lo:hi], self.scratch[lo:hi], cdf[lo:hi]
+        _need_rows_utility(self.na, self.it, rows[lo:hi], np.arange(util.shape[1]), out=u, scratch=logits)
+        np.multiply(u, np.float32(self.cfg.beta), out=logits)  # beta * U + pop, then softmax weights
+        logits += self.pop32
+        logits -= logits.max(axis=1, keepdims=True)
+        np.exp(logits, out=logits)
+        c[...] = logits
+        np.cumsum(c, axis=1, out=c)
+        c /= c[:, -1:].copy()
+        c += np.arange(lo, hi, dtype=np.float64)[:, None]
+
+    def close(self) -> None:
+        self.halves.shutdown()
 
 
 def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, catalog: pd.DataFrame,
-                    pop_log: np.ndarray, rng: np.random.Generator, period: int) -> dict[str, np.ndarray]:  # fmt: skip
-    """Sessions and funnel events of a block of (non-bot) users. All arrays, no per-event Python."""
+                    tables: _Tables, rng: np.random.Generator, period: int) -> dict[str, np.ndarray]:  # fmt: skip
+    """Sessions and funnel events of a block of (non-bot) users. All arrays, no per-event Python.
+
+    ``tables``: the block's need rows, from :func:`_sampling_tables`.
+    """
     n_items = len(catalog)
     starts, counts = na["start"][users], np.diff(na["start"])[users]
-    rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])  # need rows of this block
+    rows = _need_rows(na, users)
     local = np.full(na["start"][-1], -1)
     local[rows] = np.arange(len(rows))
-    util = _need_rows_utility(na, it, rows, np.arange(n_items))
-    logits = np.float32(cfg.beta) * util + pop_log[None, :].astype(np.float32)
-    logits -= logits.max(axis=1, keepdims=True)
-    np.exp(logits, out=logits)
-    cdf = np.cumsum(logits, axis=1, dtype=np.float64)
-    cdf /= cdf[:, -1:]
-    flat = (cdf + np.arange(len(rows))[:, None]).ravel()
+    util = tables.util
 
     activity = na["activity"][users]
     n_sess = rng.poisson(cfg.sessions_per_week * cfg.weeks * activity)
@@ -256,7 +348,7 @@ def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, cata
     gaps = 1.0 + rng.exponential(45.0, len(v_sess))
     v_time = s_time[v_sess] + _cumsum_within(gaps, n_views).astype(np.int64)
     # Items: draw, then thin by launch date and popularity trend (rejection, a few vectorized rounds).
-    v_item = _sample_items(flat, n_items, v_row, rng)
+    v_item = _sample_items(tables, n_items, v_row, rng)
     launch, trend = catalog["launch_time"].to_numpy(), catalog["trend"].to_numpy()
     for round_ in range(200):
         frac = v_time / period - 0.5
@@ -266,7 +358,7 @@ def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, cata
         redo = rng.random(len(v_item)) >= accept_p
         if not redo.any():
             break
-        v_item[redo] = _sample_items(flat, n_items, v_row[redo], rng)
+        v_item[redo] = _sample_items(tables, n_items, v_row[redo], rng)
     v_time = np.maximum(v_time, launch[v_item])  # the few draws still before launch move to launch day
     u_ev = util[v_row, v_item]
     price_gap = it["log_price"][v_item] - na["log_price"][rows][v_row]
@@ -320,34 +412,53 @@ def _bot_events(cfg: ShopConfig, bots: np.ndarray, launch: np.ndarray, period: i
             "session": np.full(len(user), -1), "rating": np.full(len(user), np.nan)}  # fmt: skip
 
 
-def _add_dirt(events: pd.DataFrame, cfg: ShopConfig, n_items: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Duplicates, missing values and malformed rows, as tracking pipelines produce them."""
-    n = len(events)
-    dup = events.iloc[np.flatnonzero(rng.random(n) < cfg.duplicate_share)]
-    ev = pd.concat([events, dup], ignore_index=True)
-    n = len(ev)
-    item = ev["item_id"].astype("Int64")
-    ts = ev["timestamp"].astype("Int64")
-    event = ev["event"].to_numpy(dtype=object, copy=True)
-    rating = ev["rating"].to_numpy(copy=True)
+_MALFORMED = ("View", " click", "add_to_cart", "purchse", "PURCHASE", "viewed")  # event names a tracker got wrong
+
+
+def _event_frame(cols: dict[str, np.ndarray], rows: np.ndarray, event: np.ndarray, item_na: np.ndarray | None = None,
+                 ts_na: np.ndarray | None = None) -> pd.DataFrame:  # fmt: skip
+    """The event log of ``rows`` of ``cols``; ``event`` indexes ``EVENT_TYPES + _MALFORMED``; with the NA
+    masks, ``item_id`` and ``timestamp`` are nullable integers (as a dirty log needs)."""
+    names = np.array(EVENT_TYPES + _MALFORMED, dtype=object)
+    item, ts = cols["item"][rows].astype(np.int64), cols["timestamp"][rows]
+    return pd.DataFrame({
+        "user_id": cols["user"][rows].astype(np.int64),
+        "item_id": item if item_na is None else pd.arrays.IntegerArray(item, item_na),
+        "event": names[event],
+        "timestamp": ts if ts_na is None else pd.arrays.IntegerArray(ts, ts_na),
+        "session_id": cols["session"][rows].astype(np.int64),
+        "rating": cols["rating"][rows].astype(np.float64),
+    })  # fmt: skip
+
+
+def _dirty_events(cols: dict[str, np.ndarray], order: np.ndarray, cfg: ShopConfig, n_items: int,
+                  rng: np.random.Generator) -> pd.DataFrame:  # fmt: skip
+    """The log of rows ``order`` of ``cols`` with duplicates, missing values and malformed rows, as
+    tracking pipelines produce them, shuffled (logs arrive out of order). On arrays: the pandas
+    version of the same steps took a quarter of the large shop's time."""
+    n = len(order)
+    rows = np.concatenate([order, order[np.flatnonzero(rng.random(n) < cfg.duplicate_share)]])
+    n = len(rows)
+    item, ts, event = cols["item"][rows].astype(np.int64), cols["timestamp"][rows], cols["event"][rows].astype(np.int64)
+    rating = cols["rating"][rows].astype(np.float64)
     miss = rng.random(n)
-    item[miss < cfg.missing_share] = pd.NA
-    ts[(miss >= cfg.missing_share) & (miss < 1.6 * cfg.missing_share)] = pd.NA
+    item_na = miss < cfg.missing_share
+    ts_na = (miss >= cfg.missing_share) & (miss < 1.6 * cfg.missing_share)
     bad = rng.random(n)
     m = cfg.malformed_share
-    variants = np.array(["View", " click", "add_to_cart", "purchse", "PURCHASE", "viewed"], dtype=object)
     pick = bad < m
-    event[pick] = variants[rng.integers(0, len(variants), pick.sum())]
+    event[pick] = len(EVENT_TYPES) + rng.integers(0, len(_MALFORMED), pick.sum())
     unknown = (bad >= m) & (bad < 1.4 * m)
     item[unknown] = rng.integers(n_items, n_items + 500, unknown.sum())  # ids not in the catalog
-    millis = (bad >= 1.4 * m) & (bad < 1.8 * m) & ts.notna().to_numpy()
-    ts[millis] = ts[millis] * 1000  # a client that logged milliseconds
+    item_na &= ~unknown
+    millis = (bad >= 1.4 * m) & (bad < 1.8 * m) & ~ts_na
+    ts[millis] *= 1000  # a client that logged milliseconds
     rated = np.flatnonzero(~np.isnan(rating))
     wrong = rated[rng.random(len(rated)) < 0.03]
     rating[wrong] = rng.choice([0.0, 6.0, -1.0, 10.0], len(wrong))
-    ev = ev.assign(item_id=item, timestamp=ts, event=event, rating=rating)
-    order = rng.permutation(len(ev))  # logs arrive out of order
-    return ev.iloc[order].reset_index(drop=True)
+    shuffled = rng.permutation(n)
+    dirty = {"user": cols["user"][rows], "item": item, "timestamp": ts, "session": cols["session"][rows], "rating": rating}
+    return _event_frame(dirty, shuffled, event[shuffled], item_na[shuffled], ts_na[shuffled])
 
 
 def _dirty_catalog(catalog: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -383,10 +494,23 @@ def make_shop(size: Size | ShopConfig = "small", seed: int = 0, dirty: bool = Tr
     it = _item_arrays(catalog)
     pop_log = 0.6 * catalog["quality"].to_numpy() + rng.normal(0.0, 0.8, cfg.n_items)  # brand buzz, ads...
     humans = users.loc[~users["is_bot"], "user_id"].to_numpy()
-    chunks = [
-        _simulate_chunk(cfg, humans[i : i + cfg.user_chunk], na, it, catalog, pop_log, rng, period)
-        for i in range(0, len(humans), cfg.user_chunk)
-    ]
+    blocks = [humans[i : i + cfg.user_chunk] for i in range(0, len(humans), cfg.user_chunk)]
+    pop32 = pop_log.astype(np.float32)
+    chunks = []
+    n_rows = np.diff(na["start"])
+    maker = _TableMaker(cfg, na, it, pop32, max((int(n_rows[b].sum()) for b in blocks), default=0))
+    # the next block's tables are built (by two threads) while this one is sampled
+    ready = None
+    with ThreadPoolExecutor(1) as ahead:
+        try:
+            tables = lambda i: ahead.submit(maker.make, _need_rows(na, blocks[i]), i % 2)  # noqa: E731
+            pending = tables(0) if blocks else None
+            for i, block in enumerate(blocks):
+                ready, pending = pending.result(), (tables(i + 1) if i + 1 < len(blocks) else None)
+                chunks.append(_simulate_chunk(cfg, block, na, it, catalog, ready, rng, period))
+        finally:
+            maker.close()
+    del maker, pending, tables, ready  # the buffers (GBs on the large shop) go before the event frame is built
     bots = users.loc[users["is_bot"], "user_id"].to_numpy()
     if len(bots):
         chunks.append(_bot_events(cfg, bots, catalog["launch_time"].to_numpy(), period, rng))
@@ -397,18 +521,16 @@ def make_shop(size: Size | ShopConfig = "small", seed: int = 0, dirty: bool = Tr
     session = cols["session"] + np.repeat(offsets, sizes)
     is_bot_ev = cols["session"] < 0
     session[is_bot_ev] = session.max(initial=-1) + 1 + cols["user"][is_bot_ev]
-    events = pd.DataFrame({
-        "user_id": cols["user"].astype(np.int64),
-        "item_id": cols["item"].astype(np.int64),
-        "event": pd.Categorical.from_codes(cols["event"], EVENT_TYPES).astype(object),
-        "timestamp": (START + cols["time"]).astype(np.int64),
-        "session_id": session.astype(np.int64),
-        "rating": cols["rating"].astype(np.float64),
-    }).sort_values(["timestamp", "user_id", "event"], kind="stable", ignore_index=True)  # fmt: skip
+    cols["session"], cols["timestamp"] = session, (START + cols["time"]).astype(np.int64)
+    # by time, shopper and event name (alphabetical: cart, click, purchase, view), ties in generation order
+    name_rank = np.argsort(np.argsort(np.array(EVENT_TYPES)))
+    order = np.lexsort((name_rank[cols["event"]], cols["user"], cols["timestamp"]))
     clean_catalog = catalog
     if cfg.duplicate_share or cfg.missing_share or cfg.malformed_share:
-        events = _add_dirt(events, cfg, cfg.n_items, rng)
+        events = _dirty_events(cols, order, cfg, cfg.n_items, rng)
         catalog = _dirty_catalog(catalog, rng)
+    else:
+        events = _event_frame(cols, order, cols["event"][order])
     catalog = catalog.assign(picture=None)
     return Shop(config=cfg, seed=seed, catalog=catalog, users=users, needs=needs, events=events,
                 _need_arrays=na, _clean_catalog=clean_catalog)  # fmt: skip

@@ -115,3 +115,33 @@ def test_without_java_or_pyspark_the_message_says_what_to_install(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "pyspark", None)
     with pytest.raises(session.SparkUnavailable, match=r"recsys-tf\[spark\]"):
         session.require_pyspark()
+
+
+def test_spark_als_beats_popularity_and_loads_without_spark(spark, shop_tiny, tmp_path):
+    from recsys_tf.data.split import leave_last_out
+    from recsys_tf.models import Popularity, Recommender, SparkALS
+
+    implicit = cleaning.to_implicit(cleaning.clean_events(shop_tiny.events, shop_tiny.catalog)[0])
+    sp = leave_last_out(implicit)
+    als = SparkALS(factors=16, reg=1.0, alpha=10.0, iterations=10, spark=spark).fit(sp.train)
+    hr_als = als.evaluate(sp.test, k=10)["hit_rate@10"]
+    hr_pop = Popularity().fit(sp.train).evaluate(sp.test, k=10)["hit_rate@10"]
+    assert hr_als > hr_pop + 0.03, (hr_als, hr_pop)
+    loaded = Recommender.load(als.save(tmp_path / "als"))
+    users = implicit.user_id.unique()[:20]
+    assert np.array_equal(loaded.recommend(users, k=5)[0], als.recommend(users, k=5)[0])
+
+
+def test_explicit_spark_als_recovers_a_low_rank_rating_matrix(spark):
+    from recsys_tf.models import SparkALS
+
+    rng = np.random.default_rng(0)
+    p, q = rng.normal(0, 1, (60, 3)), rng.normal(0, 1, (40, 3))
+    cells = rng.random((60, 40)) < 0.5
+    u, i = np.nonzero(cells)
+    df = pd.DataFrame({"user_id": u, "item_id": i, "rating": (p @ q.T)[u, i] + 3.0})
+    held = rng.random(len(df)) < 0.1
+    model = SparkALS(factors=4, reg=0.01, iterations=15, feedback="explicit", spark=spark).fit(df[~held])
+    pred = model.score(df[held].user_id.to_numpy(), df[held].item_id.to_numpy())
+    rmse = np.sqrt(np.mean((pred - df[held].rating) ** 2))
+    assert rmse < 0.5 * df[held].rating.std(), rmse  # far below guessing the mean (ALS has no bias terms: the +3 is a factor)

@@ -145,3 +145,18 @@ def test_explicit_spark_als_recovers_a_low_rank_rating_matrix(spark):
     pred = model.score(df[held].user_id.to_numpy(), df[held].item_id.to_numpy())
     rmse = np.sqrt(np.mean((pred - df[held].rating) ** 2))
     assert rmse < 0.5 * df[held].rating.std(), rmse  # far below guessing the mean (ALS has no bias terms: the +3 is a factor)
+
+
+def test_the_spark_job_writes_shards_that_stream_back_the_same_pairs(spark, both, tmp_path):
+    from recsys_tf.data.shards import TrainingShards
+    from recsys_tf.spark import pipeline as P
+
+    _, _, ev_sp, _ = both
+    codes, users, items = P.encode(P.to_implicit(ev_sp))
+    shards = TrainingShards(P.write_shards(codes, users, items, tmp_path / "shards", n_shards=3))
+    assert len(shards.files) == 3 and shards.n_rows == codes.count()
+    want = P.to_pandas(codes, ["user_id", "item_id"])
+    enc = shards.encoder()
+    assert np.array_equal(enc.users.transform(want.user_id), want.user_idx)
+    keys = np.concatenate([u.astype(np.int64) * shards.n_items + i for u, i in shards.batches(500, np.random.default_rng(0))])
+    assert np.array_equal(np.sort(keys), np.sort(want.user_idx.to_numpy(np.int64) * shards.n_items + want.item_idx))

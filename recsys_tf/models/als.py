@@ -12,6 +12,8 @@ observed ones with confidence ``c_ui = 1 + alpha * r_ui``:
 
 Training runs on Spark (``local[*]`` or the cluster of the session you pass); the factors are then
 collected, so scoring, ``recommend``, evaluation and ``save``/``load`` need neither Spark nor Java.
+With explicit ratings, an item without training ratings (in the catalog passed to ``fit``) is
+predicted the mean training rating.
 """
 
 from __future__ import annotations
@@ -68,31 +70,45 @@ class SparkALS(Recommender):
                   alpha=self.alpha, nonnegative=self.nonnegative, seed=self.seed, userCol="u", itemCol="i", ratingCol="r",
                   coldStartStrategy="nan")  # fmt: skip
         model = als.fit(from_pandas(spark, frame))
-        self.user_factors_ = self._collect(model.userFactors, self.n_users)
-        self.item_factors_ = self._collect(model.itemFactors, self.n_items)
+        self.user_factors_, self.user_known_ = self._collect(model.userFactors, self.n_users)
+        self.item_factors_, self.item_known_ = self._collect(model.itemFactors, self.n_items)
+        self.mean_ = np.float32(value.mean())
 
-    def _collect(self, factors, n: int) -> np.ndarray:
-        """Spark's (id, features) rows as an ``n x factors`` array; ids it never saw get zeros."""
+    def _collect(self, factors, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spark's (id, features) rows as an ``n x factors`` array, and which ids it had (catalog
+        items without training rows have none: zeros)."""
         from recsys_tf.spark.pipeline import to_pandas
 
         pdf = to_pandas(factors)
-        out = np.zeros((n, self.factors), np.float32)
+        out, known = np.zeros((n, self.factors), np.float32), np.zeros(n, bool)
         if len(pdf):
             out[pdf["id"].to_numpy()] = np.stack(pdf["features"].to_numpy()).astype(np.float32)
-        return out
+            known[pdf["id"].to_numpy()] = True
+        return out, known
 
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         p = self.user_factors_[users]
         if items is None:
-            return p @ self.item_factors_.T
-        return np.einsum("nf,nf->n", p, self.item_factors_[items])
+            scores = p @ self.item_factors_.T
+            if self.feedback == "explicit":  # a rating for an item ALS never saw: the mean, not 0 stars
+                scores[:, ~self.item_known_] = self.mean_
+            return scores
+        scores = np.einsum("nf,nf->n", p, self.item_factors_[items])
+        if self.feedback == "explicit":
+            scores[~self.item_known_[items]] = self.mean_
+        return scores
 
     def _save_weights(self, folder: Path) -> None:
         np.save(folder / "user_factors.npy", self.user_factors_)
         np.save(folder / "item_factors.npy", self.item_factors_)
+        np.save(folder / "item_known.npy", self.item_known_)
+        np.save(folder / "mean.npy", np.array([self.mean_], np.float32))
 
     def _load_weights(self, folder: Path) -> None:
         self.user_factors_ = np.load(folder / "user_factors.npy", allow_pickle=False)
         self.item_factors_ = np.load(folder / "item_factors.npy", allow_pickle=False)
-        if self.user_factors_.shape != (self.n_users, self.factors) or self.item_factors_.shape != (self.n_items, self.factors):
+        self.item_known_ = np.load(folder / "item_known.npy", allow_pickle=False)
+        self.mean_ = np.float32(np.load(folder / "mean.npy", allow_pickle=False)[0])
+        if (self.user_factors_.shape != (self.n_users, self.factors) or self.item_factors_.shape != (self.n_items, self.factors)
+                or self.item_known_.shape != (self.n_items,) or self.item_known_.dtype != bool):  # fmt: skip
             raise DataError(f"{folder}: the saved factors do not match the model's users, items and factors.")

@@ -305,3 +305,30 @@ def sample_negatives(codes: DataFrame, n_items: int, n_neg: int = 4, seed: int =
 
     schema = "user_idx int, item_idx int, label float"
     return codes.select("user_idx", "item_idx").groupBy("user_idx").applyInPandas(draw, schema=schema)
+
+
+def write_shards(codes: DataFrame, users: DataFrame, items: DataFrame, folder, n_shards: int = 8):
+    """Write coded training pairs (``user_idx``, ``item_idx``) as ``n_shards`` Parquet files plus the id
+    tables of :func:`encode`: the folder :class:`recsys_tf.data.shards.TrainingShards` streams from.
+
+    Built in a temporary sibling folder and renamed into place. On a cluster, ``folder`` must be on
+    storage the driver sees (the rename and the id tables are the driver's work).
+    """
+    from pathlib import Path
+
+    from recsys_tf.data.shards import _atomic_folder, _write_ids
+
+    F = _F()
+
+    def fill(tmp: Path) -> None:
+        out = tmp / "_spark"
+        (codes.select(F.col("user_idx").cast("int"), F.col("item_idx").cast("int")).repartition(n_shards)
+         .write.parquet(str(out)))  # fmt: skip
+        for k, part in enumerate(sorted(out.glob("part-*.parquet"))):
+            part.rename(tmp / f"part-{k:05d}.parquet")
+        import shutil
+
+        shutil.rmtree(out)
+        _write_ids(tmp, to_pandas(users, ["user_idx"])[USER].to_numpy(), to_pandas(items, ["item_idx"])[ITEM].to_numpy())
+
+    return _atomic_folder(Path(folder), fill)

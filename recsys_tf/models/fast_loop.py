@@ -31,6 +31,10 @@ def trainer_for(net, optimizer, loss: Callable, batch_size: int):
     """The compiled epoch trainer for the current backend (JAX or TensorFlow), or None for others."""
     import keras
 
+    from recsys_tf import distributed
+
+    if distributed.active() is not None:  # data-parallel: Keras fit shards the batches across the devices
+        return None
     backend = keras.backend.backend()
     if backend == "jax":
         return JaxEpochTrainer(net, optimizer, loss, batch_size)

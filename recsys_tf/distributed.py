@@ -1,0 +1,90 @@
+"""Data-parallel training of the kit's Keras models across devices, on either backend.
+
+    with data_parallel():                       # every local device (GPUs, or CPU devices)
+        MatrixFactorization(...).fit(train)     # each batch split across the devices
+
+* **JAX**: ``keras.distribution.DataParallel`` over ``jax.devices()``: the weights are replicated,
+  each batch is sharded along its first axis, gradients are averaged by XLA's collectives. On a CPU,
+  ``XLA_FLAGS=--xla_force_host_platform_device_count=2`` (set before JAX starts) gives two devices to
+  try it with; the tests do that.
+* **TensorFlow**: ``tf.distribute.MirroredStrategy``; the model is built, compiled and fitted inside
+  its scope. On a CPU, :func:`split_cpu` makes two logical CPU devices (before TensorFlow starts).
+
+Inside, the kit trains through Keras ``fit`` (the distribution and the strategy work there), not
+its single-device compiled epoch loop. Several machines: Keras 3's ``fit`` under TensorFlow's
+``MultiWorkerMirroredStrategy`` fails (keras-team/keras#20585); on JAX, start one process per
+machine with ``keras.distribution.initialize(coordinator, num_processes, process_id)`` and use the
+same ``DataParallel`` over all processes' devices (:func:`multi_process_command` prints the command
+per machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+_ACTIVE: list[Any] = []  # the distribution (JAX) or strategy (TensorFlow) in force, innermost last
+
+
+def active() -> Any | None:
+    """The data-parallel setting in force (a Keras distribution or a tf.distribute strategy), or None."""
+    return _ACTIVE[-1] if _ACTIVE else None
+
+
+def split_cpu(n: int = 2) -> None:
+    """Make ``n`` logical CPU devices for TensorFlow (call before TensorFlow runs anything)."""
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
+
+
+def devices() -> list[str]:
+    """The devices :func:`data_parallel` uses by default on this backend."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices()]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_logical_devices("GPU")
+        return [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    raise RuntimeError(f"data-parallel training needs the JAX or TensorFlow backend, not {keras.backend.backend()!r}.")
+
+
+@contextmanager
+def data_parallel(device_names: list[str] | None = None) -> Iterator[Any]:
+    """Train data-parallel across ``device_names`` (default :func:`devices`) inside the block."""
+    import keras
+
+    names = device_names or devices()
+    if keras.backend.backend() == "jax":
+        previous = keras.distribution.distribution()
+        dist = keras.distribution.DataParallel(devices=names)
+        keras.distribution.set_distribution(dist)
+        _ACTIVE.append(dist)
+        try:
+            yield dist
+        finally:
+            _ACTIVE.pop()
+            keras.distribution.set_distribution(previous)
+    else:
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(names)
+        _ACTIVE.append(strategy)
+        try:
+            with strategy.scope():
+                yield strategy
+        finally:
+            _ACTIVE.pop()
+
+
+def multi_process_command(n_processes: int, coordinator: str = "10.0.0.1:1234", script: str = "train.py") -> list[str]:
+    """The command to start on each machine for multi-process JAX data parallelism."""
+    return [f"KERAS_BACKEND=jax RECSYS_TF_COORDINATOR={coordinator} RECSYS_TF_NUM_PROCESSES={n_processes} "
+            f"RECSYS_TF_PROCESS_ID={i} python {script}" for i in range(n_processes)]  # fmt: skip

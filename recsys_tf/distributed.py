@@ -11,7 +11,9 @@
   its scope. On a CPU, :func:`split_cpu` makes two logical CPU devices (before TensorFlow starts).
 
 Inside, the kit trains through Keras ``fit`` (the distribution and the strategy work there), not
-its single-device compiled epoch loop. Several machines: Keras 3's ``fit`` under TensorFlow's
+its single-device compiled epoch loop. Every batch is split evenly: the batch size must be a multiple
+of the device count, and each epoch drops its last ``len % devices`` samples (fewer than one per
+device; the shuffle differs every epoch). Several machines: Keras 3's ``fit`` under TensorFlow's
 ``MultiWorkerMirroredStrategy`` fails (keras-team/keras#20585); on JAX, start one process per
 machine with ``keras.distribution.initialize(coordinator, num_processes, process_id)`` and use the
 same ``DataParallel`` over all processes' devices (:func:`multi_process_command` prints the command
@@ -30,6 +32,22 @@ _ACTIVE: list[Any] = []  # the distribution (JAX) or strategy (TensorFlow) in fo
 def active() -> Any | None:
     """The data-parallel setting in force (a Keras distribution or a tf.distribute strategy), or None."""
     return _ACTIVE[-1] if _ACTIVE else None
+
+
+def shards() -> int:
+    """Into how many equal parts each batch is split (1 without data parallelism). Both backends need
+    equal parts: JAX's sharding refuses others, MirroredStrategy failed adding the replicas' gradients
+    of a last batch of odd size."""
+    dist = active()
+    if dist is None:
+        return 1
+    return int(dist.device_mesh.devices.size) if hasattr(dist, "device_mesh") else int(dist.num_replicas_in_sync)
+
+
+def check_batch(batch_size: int) -> None:
+    """A clear error when a batch cannot be split evenly over the devices."""
+    if batch_size % shards():
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {shards()} devices: use a multiple of {shards()}.")
 
 
 def split_cpu(n: int = 2) -> None:

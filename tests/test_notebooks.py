@@ -88,6 +88,12 @@ CHECKS = {
         "events_replayed_after_kill": lambda v: v == 4,
         "load": lambda v: all(r["errors"] == 0 and r["requests"] > 0 for r in v.values()),
     },
+    "15_scaling_out": {
+        "spark_identical_rows": lambda v: len(v) == 5 and all(n > 0 for n in v.values()), "cleaning_reports_equal": lambda v: v is True,
+        "als_vs_mf": lambda v: len(v) == 3 and all(0 <= r["HR@10"] <= 1 for r in v.values()),
+        "streamed_vs_in_memory": lambda v: abs(v["in memory (fit)"]["HR@10"] - v["streamed from shards (fit_shards)"]["HR@10"]) < 0.15,
+        "device_scaling": lambda v: len(v) >= 1 and all(r["samples_per_s"] > 0 and 0 <= r["hr@10"] <= 1 for r in v.values()),
+    },
     "02_user_behavior_analysis": {
         "view_to_click": _between(0.05, 0.8), "cart_to_purchase": _between(0.1, 1),
         "share_two_or_more_needs_true": _between(0.3, 1), "needs_seen_vs_true_spearman": _between(0.1, 1),

@@ -177,8 +177,10 @@ class KerasRecommender(Recommender):
             self.pruning.attach(self.net_, self.epochs)
         self._compile_net()
         callbacks = [keras.callbacks.TensorBoard(str(self.tensorboard_dir))] if self.tensorboard_dir else []
+        from recsys_tf import distributed
         from recsys_tf.models import fast_loop
 
+        distributed.check_batch(self.batch_size)
         trainer = sampler = None
         if (self.fast is None or self.fast) and not callbacks:  # TensorBoard logging needs Keras fit
             trainer = fast_loop.trainer_for(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size)
@@ -207,7 +209,8 @@ class KerasRecommender(Recommender):
                 if trainer is not None and len(x) >= self.batch_size:
                     loss = trainer.run_epoch(*trainer.device_batches(x, y))
                 else:
-                    hist = self.net_.fit(x, y, batch_size=self.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                    keep = len(x) - len(x) % distributed.shards()  # JAX shards every batch evenly over the devices
+                    hist = self.net_.fit(x[:keep], y[:keep], batch_size=self.batch_size, epochs=epoch + 1, initial_epoch=epoch,
                                          verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
                     loss = float(hist.history["loss"][-1])
             rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-IMPLICIT_GRID = {"alpha": [1.0, 10.0, 40.0], "reg": [0.1, 1.0, 10.0]}
+IMPLICIT_GRID = {"alpha": [0.25, 1.0, 4.0, 16.0], "reg": [0.01, 0.1, 1.0, 10.0]}
 EXPLICIT_GRID = {"factors": [10, 50], "reg": [0.05, 0.1, 0.2]}
 ITERATIONS = 15
 

@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_rerank.py
 	$(PY) bench/bench_serve.py
 	$(PY) bench/bench_features.py
+	$(PY) bench/bench_scale.py  # about 25 min: shops of 1.4M, 5M and 14M events through pandas, Spark and MF
 
 clean:
 	rm -rf build

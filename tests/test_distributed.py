@@ -49,3 +49,15 @@ def test_two_devices_train_the_model_one_device_trains(backend):
     assert len(res["devices"]) == 2
     assert abs(res["1"] - res["2"]) < 0.015, res  # measured: equal on JAX; 0.4340 vs 0.4331 with MirroredStrategy
     assert res["2"] > res["pop"] + 0.2, res
+
+
+def test_a_batch_that_cannot_be_split_evenly_is_refused(monkeypatch):
+    from types import SimpleNamespace
+
+    from recsys_tf import distributed
+
+    monkeypatch.setattr(distributed, "_ACTIVE", [SimpleNamespace(num_replicas_in_sync=2)])
+    assert distributed.shards() == 2
+    distributed.check_batch(1024)
+    with pytest.raises(ValueError, match="multiple of 2"):
+        distributed.check_batch(1023)

@@ -15,9 +15,8 @@ its single-device compiled epoch loop. Every batch is split evenly: the batch si
 of the device count, and each epoch drops its last ``len % devices`` samples (fewer than one per
 device; the shuffle differs every epoch). Several machines: Keras 3's ``fit`` under TensorFlow's
 ``MultiWorkerMirroredStrategy`` fails (keras-team/keras#20585); on JAX, start one process per
-machine with ``keras.distribution.initialize(coordinator, num_processes, process_id)`` and use the
-same ``DataParallel`` over all processes' devices (:func:`multi_process_command` prints the command
-per machine).
+machine, each calling :func:`initialize_processes` first, then train inside ``data_parallel()``,
+which spans all processes' devices (:func:`multi_process_commands` prints the command per machine).
 """
 
 from __future__ import annotations
@@ -42,6 +41,29 @@ def shards() -> int:
     if dist is None:
         return 1
     return int(dist.device_mesh.devices.size) if hasattr(dist, "device_mesh") else int(dist.num_replicas_in_sync)
+
+
+def processes() -> tuple[int, int]:
+    """(this process's index, number of processes): (0, 1) unless JAX runs multi-process."""
+    import keras
+
+    if keras.backend.backend() != "jax" or active() is None:
+        return 0, 1
+    import jax
+
+    return jax.process_index(), jax.process_count()
+
+
+def local_part(x, y, batch_size: int):
+    """This process's share of an epoch and of each global batch: with several JAX processes each feeds
+    every ``n``-th sample (Keras assembles the global batch from the processes' parts)."""
+    index, count = processes()
+    if count == 1:
+        return x, y, batch_size
+    if batch_size % count:
+        raise ValueError(f"batch_size {batch_size} does not split evenly over {count} processes.")
+    n = len(x) - len(x) % batch_size  # whole global batches only: every process steps in lockstep
+    return x[index:n:count], y[index:n:count], batch_size // count
 
 
 def check_batch(batch_size: int) -> None:
@@ -83,6 +105,7 @@ def data_parallel(device_names: list[str] | None = None) -> Iterator[Any]:
     if keras.backend.backend() == "jax":
         previous = keras.distribution.distribution()
         dist = keras.distribution.DataParallel(devices=names)
+        dist.auto_shard_dataset = False  # with several processes, each feeds its own share (local_part)
         keras.distribution.set_distribution(dist)
         _ACTIVE.append(dist)
         try:
@@ -102,7 +125,22 @@ def data_parallel(device_names: list[str] | None = None) -> Iterator[Any]:
             _ACTIVE.pop()
 
 
-def multi_process_command(n_processes: int, coordinator: str = "10.0.0.1:1234", script: str = "train.py") -> list[str]:
-    """The command to start on each machine for multi-process JAX data parallelism."""
-    return [f"KERAS_BACKEND=jax RECSYS_TF_COORDINATOR={coordinator} RECSYS_TF_NUM_PROCESSES={n_processes} "
-            f"RECSYS_TF_PROCESS_ID={i} python {script}" for i in range(n_processes)]  # fmt: skip
+def initialize_processes(coordinator: str, num_processes: int, process_id: int, cpu: bool = False) -> None:
+    """Join a multi-process JAX job (one process per machine or per GPU), before anything else uses JAX.
+
+    Every process runs the same script with its own ``process_id`` (0 is the coordinator, whose
+    ``host:port`` all of them are given); then ``data_parallel()`` spans all processes' devices and
+    each process feeds its share of every batch (:func:`local_part`). ``cpu=True`` selects the gloo
+    collectives that CPU devices need (two processes on one machine, as the tests do).
+    """
+    import jax
+
+    if cpu:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+
+
+def multi_process_commands(n_processes: int, coordinator: str = "10.0.0.1:1234", script: str = "train.py") -> list[str]:
+    """The command to start on each machine: the script calls :func:`initialize_processes` with these."""
+    return [f"KERAS_BACKEND=jax python {script} --coordinator {coordinator} --processes {n_processes} --process-id {i}"
+            for i in range(n_processes)]  # fmt: skip

@@ -61,3 +61,40 @@ def test_a_batch_that_cannot_be_split_evenly_is_refused(monkeypatch):
     distributed.check_batch(1024)
     with pytest.raises(ValueError, match="multiple of 2"):
         distributed.check_batch(1023)
+
+
+MULTI = r"""
+import json, os, sys
+pid, port = int(sys.argv[1]), sys.argv[2]
+os.environ["KERAS_BACKEND"] = "jax"
+from recsys_tf.distributed import initialize_processes
+initialize_processes(f"127.0.0.1:{port}", 2, pid, cpu=True)
+import jax, numpy as np
+from recsys_tf.data.cleaning import clean_events, to_implicit
+from recsys_tf.data.shop import make_shop
+from recsys_tf.data.split import leave_last_out
+from recsys_tf.distributed import data_parallel
+from recsys_tf.models import MatrixFactorization
+split = leave_last_out(to_implicit(clean_events(*(lambda s: (s.events, s.catalog))(make_shop("small", seed=0)))[0]))
+with data_parallel([str(d) for d in jax.devices()]):
+    m = MatrixFactorization(factors=32, epochs=6, batch_size=1024, seed=0, verbose=False).fit(split.train)
+print(json.dumps({"devices": len(jax.devices()), "hr": m.evaluate(split.test, k=10)["hit_rate@10"],
+                  "weights": float(np.abs(np.asarray(m.net_.get_weights()[0])).sum())}))
+"""
+
+
+def test_two_jax_processes_on_localhost_train_one_model():
+    import socket
+
+    pytest.importorskip("jax")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
+    procs = [subprocess.Popen([sys.executable, "-c", MULTI, str(i), port], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for i in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][1][-3000:] + outs[1][1][-3000:]
+    res = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    assert res[0]["devices"] == 2 and res[0]["weights"] == pytest.approx(res[1]["weights"], rel=1e-6)  # one model, two processes
+    assert res[0]["hr"] > 0.35, res  # as the one-process model (0.43 on the small shop)

@@ -209,8 +209,9 @@ class KerasRecommender(Recommender):
                 if trainer is not None and len(x) >= self.batch_size:
                     loss = trainer.run_epoch(*trainer.device_batches(x, y))
                 else:
-                    keep = len(x) - len(x) % distributed.shards()  # JAX shards every batch evenly over the devices
-                    hist = self.net_.fit(x[:keep], y[:keep], batch_size=self.batch_size, epochs=epoch + 1, initial_epoch=epoch,
+                    keep = len(x) - len(x) % distributed.shards()  # every batch splits evenly over the devices
+                    xs, ys, batch = distributed.local_part(x[:keep], y[:keep], self.batch_size)  # several JAX processes
+                    hist = self.net_.fit(xs, ys, batch_size=batch, epochs=epoch + 1, initial_epoch=epoch,
                                          verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
                     loss = float(hist.history["loss"][-1])
             rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_tf.data.encoding import InteractionEncoder, IdEncoder
+from recsys_tf.data.encoding import IdEncoder, InteractionEncoder
 from recsys_tf.data.schema import ITEM, USER
 from recsys_tf.errors import DataError
 

@@ -386,6 +386,28 @@ def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, cata
     return res
 
 
+def _simulate_blocks(cfg: ShopConfig, blocks: list[np.ndarray], na: dict, it: dict, catalog: pd.DataFrame,
+                     pop32: np.ndarray, rng: np.random.Generator, period: int) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """:func:`_simulate_chunk` for every block of users, in order; the next block's tables are built
+    (by two threads) while this one is sampled. The buffers (GBs on the large shop) go on return."""
+    n_rows = np.diff(na["start"])
+    maker = _TableMaker(cfg, na, it, pop32, max((int(n_rows[b].sum()) for b in blocks), default=0))
+
+    def tables(i: int):
+        return ahead.submit(maker.make, _need_rows(na, blocks[i]), i % 2)
+
+    chunks = []
+    with ThreadPoolExecutor(1) as ahead:
+        try:
+            pending = tables(0) if blocks else None
+            for i, block in enumerate(blocks):
+                ready, pending = pending.result(), (tables(i + 1) if i + 1 < len(blocks) else None)
+                chunks.append(_simulate_chunk(cfg, block, na, it, catalog, ready, rng, period))
+        finally:
+            maker.close()
+    return chunks
+
+
 def _cumsum_within(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Cumulative sum restarting at each group (groups are consecutive runs of ``lengths``)."""
     total = np.cumsum(values)
@@ -495,22 +517,7 @@ def make_shop(size: Size | ShopConfig = "small", seed: int = 0, dirty: bool = Tr
     pop_log = 0.6 * catalog["quality"].to_numpy() + rng.normal(0.0, 0.8, cfg.n_items)  # brand buzz, ads...
     humans = users.loc[~users["is_bot"], "user_id"].to_numpy()
     blocks = [humans[i : i + cfg.user_chunk] for i in range(0, len(humans), cfg.user_chunk)]
-    pop32 = pop_log.astype(np.float32)
-    chunks = []
-    n_rows = np.diff(na["start"])
-    maker = _TableMaker(cfg, na, it, pop32, max((int(n_rows[b].sum()) for b in blocks), default=0))
-    # the next block's tables are built (by two threads) while this one is sampled
-    ready = None
-    with ThreadPoolExecutor(1) as ahead:
-        try:
-            tables = lambda i: ahead.submit(maker.make, _need_rows(na, blocks[i]), i % 2)  # noqa: E731
-            pending = tables(0) if blocks else None
-            for i, block in enumerate(blocks):
-                ready, pending = pending.result(), (tables(i + 1) if i + 1 < len(blocks) else None)
-                chunks.append(_simulate_chunk(cfg, block, na, it, catalog, ready, rng, period))
-        finally:
-            maker.close()
-    del maker, pending, tables, ready  # the buffers (GBs on the large shop) go before the event frame is built
+    chunks = _simulate_blocks(cfg, blocks, na, it, catalog, pop_log.astype(np.float32), rng, period)
     bots = users.loc[users["is_bot"], "user_id"].to_numpy()
     if len(bots):
         chunks.append(_bot_events(cfg, bots, catalog["launch_time"].to_numpy(), period, rng))

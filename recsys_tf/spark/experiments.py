@@ -25,9 +25,10 @@ def _als(spark, seed: int = 0, **kw):
     return SparkALS(iterations=ITERATIONS, seed=seed, spark=spark, **kw)
 
 
-def _timed(fn):
+def _timed(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` and its wall time in seconds."""
     start = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, round(time.perf_counter() - start, 2)
 
 
@@ -36,7 +37,14 @@ def als_ml100k(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
     from recsys_tf.data.split import leave_last_out
     from recsys_tf.evaluation import ncf_split
     from recsys_tf.metrics import mae, rmse
-    from recsys_tf.reproduce import _grid, _sampled, _validation_split, carve_validation, over_seeds, spread
+    from recsys_tf.reproduce import (
+        _grid,
+        _sampled,
+        _validation_split,
+        carve_validation,
+        over_seeds,
+        spread,
+    )
     from recsys_tf.spark import spark_session
 
     spark = spark_session()
@@ -57,7 +65,7 @@ def als_ml100k(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
     for seed in seeds:
         r, m, s = [], [], 0.0
         for train, test in folds:
-            model, t = _timed(lambda: _als(spark, seed, feedback="explicit", **settings).fit(train, items))
+            model, t = _timed(_als(spark, seed, feedback="explicit", **settings).fit, train, items)
             pred = np.clip(model.score(test.user_id.to_numpy(), test.item_id.to_numpy()), 1, 5)
             r.append(rmse(test.rating, pred))
             m.append(mae(test.rating, pred))
@@ -78,7 +86,7 @@ def als_ml100k(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
         vs = _validation_split(cs, seed=seed + 100)
         on_val = {tuple(p.values()): _sampled(_als(spark, seed, factors=32, **p).fit(vs.train), vs)["ndcg"] for p in _grid(IMPLICIT_GRID)}
         alpha, reg = max(on_val, key=on_val.get)
-        model, t = _timed(lambda: _als(spark, seed, factors=32, alpha=alpha, reg=reg).fit(cs.train))
+        model, t = _timed(_als(spark, seed, factors=32, alpha=alpha, reg=reg).fit, cs.train)
         runs.append({"iALS on Spark (32 factors)": {**_sampled(model, cs), "alpha": alpha, "reg": reg, "seconds": t}})
         choices.append({f"{a:g},{r:g}": v for (a, r), v in on_val.items()})
         print(f"  NCF protocol ALS seed {seed}: HR@10 {runs[-1]['iALS on Spark (32 factors)']['hr']:.4f} (alpha {alpha:g}, reg {reg:g})", flush=True)
@@ -91,7 +99,7 @@ def als_ml100k(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
     alpha, reg = max(on_val, key=on_val.get)
     runs = []
     for seed in seeds:
-        model, t = _timed(lambda: _als(spark, seed, factors=64, alpha=alpha, reg=reg).fit(split.train))
+        model, t = _timed(_als(spark, seed, factors=64, alpha=alpha, reg=reg).fit, split.train)
         m = model.evaluate(split.test, k=10, exclude=split.val)
         runs.append({"iALS on Spark (64 factors)": {"hr": m["hit_rate@10"], "ndcg": m["ndcg@10"], "seconds": t}})
     out["full_ranking"] = {"protocol": "as the full-ranking section (RecBole's leave-one-out, every unseen item ranked); alpha "
@@ -112,13 +120,13 @@ def als_large_shop(seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:
     from recsys_tf.spark import spark_session
 
     stages: dict[str, float] = {}
-    shop, stages["generate_s"] = _timed(lambda: make_shop("large", seed=0))
-    (events, _), stages["clean_pandas_s"] = _timed(lambda: clean_events(shop.events, shop.catalog))
+    shop, stages["generate_s"] = _timed(make_shop, "large", seed=0)
+    (events, _), stages["clean_pandas_s"] = _timed(clean_events, shop.events, shop.catalog)
     del shop
     gc.collect()
-    pairs, stages["implicit_pandas_s"] = _timed(lambda: to_implicit(events))
+    pairs, stages["implicit_pandas_s"] = _timed(to_implicit, events)
     del events
-    split, stages["split_pandas_s"] = _timed(lambda: leave_last_out(pairs, n_test=1, n_val=1))
+    split, stages["split_pandas_s"] = _timed(leave_last_out, pairs, n_test=1, n_val=1)
     del pairs
     spark = spark_session()
     rows: dict[str, Any] = {}
@@ -127,8 +135,8 @@ def als_large_shop(seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:
                             lambda s: MatrixFactorization(factors=32, epochs=10, batch_size=16384, learning_rate=0.005, seed=s, verbose=False), {}),
                            ("iALS on Spark, 32 factors (alpha 10, reg 1)", lambda s: _als(spark, s, factors=32, alpha=10.0, reg=1.0), {})):  # fmt: skip
         for seed in seeds:
-            model, fit_s = _timed(lambda: make(seed).fit(split.train, **kw))
-            m, eval_s = _timed(lambda: model.evaluate(split.test, k=10, exclude=split.val))
+            model, fit_s = _timed(make(seed).fit, split.train, **kw)
+            m, eval_s = _timed(model.evaluate, split.test, k=10, exclude=split.val)
             rows.setdefault(name, []).append({"hr": m["hit_rate@10"], "ndcg": m["ndcg@10"], "fit_s": fit_s, "eval_s": eval_s})
             print(f"  {name} seed {seed}: HR@10 {m['hit_rate@10']:.4f} fit {fit_s:.0f} s, evaluation {eval_s:.0f} s", flush=True)
             del model

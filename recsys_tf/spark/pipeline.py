@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -289,7 +290,6 @@ def sample_negatives(codes: DataFrame, n_items: int, n_neg: int = 4, seed: int =
     uniformly among those the user has no row with, repeats allowed (NCF training, as
     :func:`recsys_tf.data.sampling.sample_negatives`). One task per user group; each user's draws come
     from a generator seeded by ``(seed, user)``, so the result does not depend on the partitioning."""
-    F = _F()
 
     def draw(pdf: pd.DataFrame) -> pd.DataFrame:
         user = int(pdf["user_idx"].iloc[0])

@@ -697,7 +697,12 @@ def _large_shop_section(res: dict[str, Any]) -> list[str]:
     for name, runs in res["rows"].items():
         hr, nd = spread([r["hr"] for r in runs]), spread([r["ndcg"] for r in runs])
         lines.append(f"| {name} | {_pm(hr)} | {_pm(nd)} | {np.mean([r['fit_s'] for r in runs]):.0f} s | {np.mean([r['eval_s'] for r in runs]):.0f} s |")
-    return lines + [""]
+    return lines + ["", "Read with care: neither model is tuned here. The kit's MF learns from 4 uniformly drawn negatives per pair; "
+                    "among 20,000 products those are easy to tell apart, and it ends near popularity (its loss flat from the "
+                    "4th epoch; the compiled loop and Keras fit give the same model). ALS weighs every unobserved pair, which "
+                    "is what full ranking of a large catalog asks for. Measured once on the 35,000-shopper shop's validation "
+                    "split: MF 0.037 (4 negatives), 0.047 (16 negatives), 0.032 (40 epochs); ALS 0.298. Popularity is scored "
+                    "on the host and ALS from NumPy factors, MF on the device: hence their evaluation times.", ""]
 
 
 EXPERIMENTS = {"mf_ml100k": mf_ml100k, "ncf_ml100k": ncf_ml100k, "full_ranking_ml100k": full_ranking_ml100k, "ncf_ml1m": ncf_ml1m,

@@ -94,7 +94,7 @@ def main() -> None:
         # the small shop: on 2 cores, two forced JAX devices with large epochs stalled in XLA's all-reduce
         # rendezvous (one device thread starved past its 40 s timeout); the curve shows the mechanics here
         folder = _small_split(WORK / "devices")
-        res["devices"] = {"data": "the small shop (seed 0), MF 32 factors, batch 4096",
+        res["devices"] = {"data": "the small shop (seed 0), MF 32 factors, batch 1024, 10 epochs",
                           **{backend: device_scaling(str(folder), backend) for backend in ("jax", "tensorflow")}}  # fmt: skip
         atomic_write(OUT, json.dumps(res, indent=2))
         print(res["devices"], flush=True)

@@ -147,8 +147,8 @@ print(json.dumps({{"devices": {n}, "samples_per_s": samples / min(steady), "hr@1
 """
 
 
-def device_scaling(folder: str, backend: str = "jax", counts: tuple[int, ...] = (1, 2), epochs: int = 3,
-                   batch: int = 4096) -> list[dict[str, Any]]:  # fmt: skip
+def device_scaling(folder: str, backend: str = "jax", counts: tuple[int, ...] = (1, 2), epochs: int = 10,
+                   batch: int = 1024) -> list[dict[str, Any]]:  # fmt: skip
     """MF trained data-parallel on each device count in ``counts`` (forced CPU devices on a CPU, the
     real ones on a GPU machine), from ``folder``'s train/test parquet files: samples/s of the fastest
     epoch after the first (compilation), and HR@10 (full ranking)."""

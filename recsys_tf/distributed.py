@@ -15,8 +15,8 @@ its single-device compiled epoch loop. Every batch is split evenly: the batch si
 of the device count, and each epoch drops its last ``len % devices`` samples (fewer than one per
 device; the shuffle differs every epoch). Several machines: Keras 3's ``fit`` under TensorFlow's
 ``MultiWorkerMirroredStrategy`` fails (keras-team/keras#20585); on JAX, start one process per
-machine, each calling :func:`initialize_processes` first, then train inside ``data_parallel()``,
-which spans all processes' devices (:func:`multi_process_commands` prints the command per machine).
+machine running the same script, each calling :func:`initialize_processes` first with its own
+process id, then train inside ``data_parallel()``, which spans all processes' devices.
 """
 
 from __future__ import annotations
@@ -54,15 +54,17 @@ def processes() -> tuple[int, int]:
     return jax.process_index(), jax.process_count()
 
 
-def local_part(x, y, batch_size: int):
-    """This process's share of an epoch and of each global batch: with several JAX processes each feeds
-    every ``n``-th sample (Keras assembles the global batch from the processes' parts)."""
+def fit_inputs(x, y, batch_size: int):
+    """What this process feeds Keras ``fit``, and its batch size. Every batch splits evenly over the
+    devices (the last ``len % devices`` samples of the epoch are dropped); with several JAX processes
+    each feeds every ``n``-th sample of whole global batches (Keras assembles them from the parts)."""
+    keep = len(x) - len(x) % shards()
     index, count = processes()
     if count == 1:
-        return x, y, batch_size
+        return x[:keep], y[:keep], batch_size
     if batch_size % count:
         raise ValueError(f"batch_size {batch_size} does not split evenly over {count} processes.")
-    n = len(x) - len(x) % batch_size  # whole global batches only: every process steps in lockstep
+    n = keep - keep % batch_size  # whole global batches only: every process steps in lockstep
     return x[index:n:count], y[index:n:count], batch_size // count
 
 
@@ -105,7 +107,7 @@ def data_parallel(device_names: list[str] | None = None) -> Iterator[Any]:
     if keras.backend.backend() == "jax":
         previous = keras.distribution.distribution()
         dist = keras.distribution.DataParallel(devices=names)
-        dist.auto_shard_dataset = False  # with several processes, each feeds its own share (local_part)
+        dist.auto_shard_dataset = False  # with several processes, each feeds its own share (fit_inputs)
         keras.distribution.set_distribution(dist)
         _ACTIVE.append(dist)
         try:
@@ -130,7 +132,7 @@ def initialize_processes(coordinator: str, num_processes: int, process_id: int, 
 
     Every process runs the same script with its own ``process_id`` (0 is the coordinator, whose
     ``host:port`` all of them are given); then ``data_parallel()`` spans all processes' devices and
-    each process feeds its share of every batch (:func:`local_part`). ``cpu=True`` selects the gloo
+    each process feeds its share of every batch (:func:`fit_inputs`). ``cpu=True`` selects the gloo
     collectives that CPU devices need (two processes on one machine, as the tests do).
     """
     import jax
@@ -138,9 +140,3 @@ def initialize_processes(coordinator: str, num_processes: int, process_id: int, 
     if cpu:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
-
-
-def multi_process_commands(n_processes: int, coordinator: str = "10.0.0.1:1234", script: str = "train.py") -> list[str]:
-    """The command to start on each machine: the script calls :func:`initialize_processes` with these."""
-    return [f"KERAS_BACKEND=jax python {script} --coordinator {coordinator} --processes {n_processes} --process-id {i}"
-            for i in range(n_processes)]  # fmt: skip

@@ -64,6 +64,39 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, encoding: str = "ut
     return path
 
 
+def atomic_folder(folder: str | os.PathLike, write: Any, suffix: str = ".tmp") -> Path:
+    """Run ``write(tmp)`` in a temporary sibling of ``folder``, then swap it into place.
+
+    The previous folder (if any) is renamed away and deleted only after the new one is in place; on
+    any failure the temporary folder is removed and the previous one restored.
+    """
+    import shutil
+    import tempfile
+    import uuid
+
+    folder = Path(folder).absolute()
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=suffix, dir=folder.parent))
+    try:
+        write(tmp)
+        old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
+        had_old = folder.exists()
+        if had_old:
+            os.rename(folder, old)
+        try:
+            os.rename(tmp, folder)
+        except BaseException:
+            if had_old:
+                os.rename(old, folder)
+            raise
+        if had_old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
 def unit_rows(x: Any) -> np.ndarray:
     """``x`` with every vector (last axis) scaled to unit L2 length; zero vectors stay zero."""
     x = np.asarray(x)

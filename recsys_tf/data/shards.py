@@ -11,9 +11,6 @@ whole log. ``MatrixFactorization(...).fit_shards(TrainingShards(path))`` trains 
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import pandas as pd
 from recsys_tf.data.encoding import IdEncoder, InteractionEncoder
 from recsys_tf.data.schema import ITEM, USER
 from recsys_tf.errors import DataError
+from recsys_tf.utils import atomic_folder
 
 PAIR_COLUMNS = ("user_idx", "item_idx")
 
@@ -40,36 +38,18 @@ def write_shards(codes: pd.DataFrame, folder: str | Path, encoder: InteractionEn
             part = codes.iloc[start : start + rows_per_shard]
             table = pa.table({c: part[c].to_numpy(np.int32) for c in PAIR_COLUMNS})
             pq.write_table(table, tmp / f"part-{n:05d}.parquet", row_group_size=65_536)
-        _write_ids(tmp, encoder.users.classes_, encoder.items.classes_)
+        write_id_tables(tmp, encoder.users.classes_, encoder.items.classes_)
 
-    return _atomic_folder(folder, fill)
+    return atomic_folder(folder, fill)
 
 
-def _write_ids(folder: Path, users: np.ndarray, items: np.ndarray) -> None:
+def write_id_tables(folder: Path, users: np.ndarray, items: np.ndarray) -> None:
+    """``users.parquet`` and ``items.parquet``: each id with its code, 0..n-1 in the order given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     for name, col, ids in (("users", USER, users), ("items", ITEM, items)):
         pq.write_table(pa.table({col: ids, col.replace("_id", "_idx"): np.arange(len(ids), dtype=np.int32)}), folder / f"{name}.parquet")
-
-
-def _atomic_folder(folder: Path, fill) -> Path:
-    """Build ``folder`` in a temporary sibling and rename it into place (the old one goes only then)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        fill(tmp)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
 
 
 class TrainingShards:

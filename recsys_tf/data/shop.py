@@ -61,6 +61,7 @@ SIZES: dict[str, ShopConfig] = {
     "large": ShopConfig(n_users=100_000, n_items=20_000, weeks=12, sessions_per_week=1.5, user_chunk=500),
 }
 EVENT_TYPES = ("view", "click", "cart", "purchase")
+_DEPT_OF_LEAF = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])  # department code of each leaf category
 
 
 @dataclass
@@ -146,7 +147,6 @@ def _user_arrays(cfg: ShopConfig, catalog: pd.DataFrame, rng: np.random.Generato
         "favourite_colours": [list(colour_names[f]) for f in favourites],
         "is_bot": is_bot,
     })  # fmt: skip
-    dept_of_leaf = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])
     needs = pd.DataFrame({
         "user_id": owner.astype(np.int64),
         "need": np.concatenate([np.arange(k) for k in n_needs]) if n else np.zeros(0, int),
@@ -157,7 +157,7 @@ def _user_arrays(cfg: ShopConfig, catalog: pd.DataFrame, rng: np.random.Generato
         "weight": weight.astype(np.float32),
     })  # fmt: skip
     arrays = {
-        "owner": owner, "leaf": need_leaf, "dept": dept_of_leaf[need_leaf], "style": need_style,
+        "owner": owner, "leaf": need_leaf, "dept": _DEPT_OF_LEAF[need_leaf], "style": need_style,
         "log_price": np.log(need_price), "weight": weight, "start": np.r_[0, np.cumsum(n_needs)],
         "sensitivity": sensitivity, "favourites": favourites,
     }  # fmt: skip
@@ -166,13 +166,12 @@ def _user_arrays(cfg: ShopConfig, catalog: pd.DataFrame, rng: np.random.Generato
 
 def _item_arrays(catalog: pd.DataFrame) -> dict[str, np.ndarray]:
     leaf = pd.Categorical(catalog["category"], categories=[lf for _, lf in sc.LEAVES]).codes
-    dept_of_leaf = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])
     style = pd.Categorical(catalog["style"], categories=list(sc.STYLES)).codes
     colour = pd.Categorical(catalog["colour"], categories=list(sc.COLOURS)).codes
     if min(leaf.min(initial=0), style.min(initial=0), colour.min(initial=0)) < 0:
         raise ValueError("the catalog has a category, style or colour the shop does not know")
     return {
-        "leaf": leaf, "dept": dept_of_leaf[leaf], "style": style, "colour": colour,
+        "leaf": leaf, "dept": _DEPT_OF_LEAF[leaf], "style": style, "colour": colour,
         "cell": (leaf.astype(np.int64) * len(sc.STYLES) + style) * len(sc.COLOURS) + colour,  # (leaf, style, colour) in one code
         "log_price": np.log(catalog["price"].to_numpy()), "quality": catalog["quality"].to_numpy(),
     }  # fmt: skip
@@ -187,9 +186,8 @@ def _cell_scores(na: dict, rows: np.ndarray) -> np.ndarray:
     """
     f32 = np.float32
     leaves, styles, colours = np.arange(len(sc.LEAVES)), np.arange(len(sc.STYLES)), np.arange(len(sc.COLOURS))
-    dept_of_leaf = np.array([list(sc.CATEGORY_TREE).index(d) for d, _ in sc.LEAVES])
     cat = np.where(na["leaf"][rows, None] == leaves, f32(3.0), f32(0.0))
-    cat += np.where(na["dept"][rows, None] == dept_of_leaf, f32(1.0), f32(0.0))
+    cat += np.where(na["dept"][rows, None] == _DEPT_OF_LEAF, f32(1.0), f32(0.0))
     style = np.where(na["style"][rows, None] == styles, f32(1.2), f32(0.0))
     fav = na["favourites"][na["owner"][rows]]
     colour = np.where((fav[:, :1] == colours) | (fav[:, 1:] == colours), f32(0.5), f32(0.0))
@@ -317,7 +315,7 @@ def _simulate_chunk(cfg: ShopConfig, users: np.ndarray, na: dict, it: dict, cata
                     tables: _Tables, rng: np.random.Generator, period: int) -> dict[str, np.ndarray]:  # fmt: skip
     """Sessions and funnel events of a block of (non-bot) users. All arrays, no per-event Python.
 
-    ``tables``: the block's need rows, from :func:`_sampling_tables`.
+    ``tables``: the block's need rows, from :meth:`_TableMaker.make`.
     """
     n_items = len(catalog)
     starts, counts = na["start"][users], np.diff(na["start"])[users]

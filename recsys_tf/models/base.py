@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
-import uuid
 import warnings
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
@@ -28,6 +26,7 @@ from recsys_tf.data.sampling import pair_keys
 from recsys_tf.data.schema import ITEM, LABEL, RATING, USER, numeric_values, validate_interactions
 from recsys_tf.errors import DataError
 from recsys_tf.metrics import Relevance, per_user_metric, ranking_metrics
+from recsys_tf.utils import atomic_folder
 
 
 def check_k(k: Any, name: str = "k") -> int:
@@ -385,38 +384,20 @@ def _read_json(file: Path, shown: str | Path) -> dict:
 
 
 def save_folder(folder: Path, write: Any) -> Path:
-    """Run ``write(tmp)`` in a temporary sibling of ``folder``, add a manifest, then swap it into place.
-
-    The previous folder (if any) is renamed away and deleted only after the new one is in place;
-    on any failure the temporary folder is removed and the previous one restored.
-    """
+    """Run ``write(tmp)`` in a temporary sibling of ``folder``, add a manifest, then swap it into place
+    (:func:`~recsys_tf.utils.atomic_folder`: on any failure the previous folder stays as it was)."""
     folder = folder.absolute()
     if folder.exists() and not (folder.is_dir() and (not any(folder.iterdir()) or (folder / "model.json").exists())):
         raise DataError(f"{folder} exists and is not a saved recsys_tf model: choose another path, so nothing "
                         f"else is overwritten.")  # fmt: skip
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".saving", dir=folder.parent))
-    try:
+
+    def write_with_manifest(tmp: Path) -> None:
         write(tmp)
         files = sorted(p for p in tmp.rglob("*") if p.is_file())
         manifest = {"format": 1, "files": {str(p.relative_to(tmp)): _sha256_bytes(p.read_bytes()) for p in files}}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
-        had_old = folder.exists()
-        if had_old:
-            os.rename(folder, old)
-        try:
-            os.rename(tmp, folder)
-        except BaseException:
-            if had_old:
-                os.rename(old, folder)
-            raise
-        if had_old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+
+    return atomic_folder(folder, write_with_manifest, suffix=".saving")
 
 
 class _Torn(Exception):

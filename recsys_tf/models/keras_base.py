@@ -206,14 +206,7 @@ class KerasRecommender(Recommender):
                 x, y = upcoming.result()
                 if epoch + 1 < self.epochs:
                     upcoming = pool.submit(self._epoch_data, users, items, target, rng)
-                if trainer is not None and len(x) >= self.batch_size:
-                    loss = trainer.run_epoch(*trainer.device_batches(x, y))
-                else:
-                    keep = len(x) - len(x) % distributed.shards()  # every batch splits evenly over the devices
-                    xs, ys, batch = distributed.local_part(x[:keep], y[:keep], self.batch_size)  # several JAX processes
-                    hist = self.net_.fit(xs, ys, batch_size=batch, epochs=epoch + 1, initial_epoch=epoch,
-                                         verbose=0, shuffle=False, callbacks=callbacks)  # fmt: skip
-                    loss = float(hist.history["loss"][-1])
+                loss = self._train_pass(trainer, x, y, epoch, callbacks)
             rec: dict[str, float] = {"epoch": epoch + 1, "loss": loss, "seconds": time.perf_counter() - started}
             if self.pruning is not None:
                 rec["sparsity"] = self.pruning.update(epoch + 1)
@@ -239,6 +232,18 @@ class KerasRecommender(Recommender):
         if self.pruning is not None:
             self.pruning.strip()
 
+    def _train_pass(self, trainer, x: np.ndarray, y: np.ndarray, epoch: int, callbacks: list | None = None) -> float:
+        """One pass over ``x``, ``y`` (already shuffled): the compiled loop when there is one, else Keras
+        fit (data-parallel, TensorBoard, data smaller than a batch); returns the mean loss."""
+        from recsys_tf import distributed
+
+        if trainer is not None and len(x) >= self.batch_size:
+            return trainer.run_epoch(*trainer.device_batches(x, y))
+        xs, ys, batch = distributed.fit_inputs(x, y, self.batch_size)
+        hist = self.net_.fit(xs, ys, batch_size=batch, epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
+                             callbacks=callbacks or [])  # fmt: skip
+        return float(hist.history["loss"][-1])
+
     def _compile_net(self) -> None:
         import keras
 
@@ -263,6 +268,7 @@ class KerasRecommender(Recommender):
         """
         import keras
 
+        from recsys_tf import distributed
         from recsys_tf.models import fast_loop
 
         if self.feedback != "implicit" or self._negative_pool() is not None:
@@ -274,16 +280,14 @@ class KerasRecommender(Recommender):
         rng = np.random.default_rng(self.seed)
         self.net_ = self._build_net(0.0)
         self._compile_net()
+        distributed.check_batch(self.batch_size)
         trainer = fast_loop.trainer_for(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size)
         self.history_ = []
         for epoch in progress(range(self.epochs), desc=f"{type(self).__name__} (shards)", disable=not self.verbose or None):
             started, total, seen_rows = time.perf_counter(), 0.0, 0
             for users, items in shards.batches(buffer_rows, rng, buffer_rows):
                 x, y = self._epoch_data(users, items, np.ones(len(users), np.float32), rng)
-                if trainer is not None and len(x) >= self.batch_size:
-                    loss = trainer.run_epoch(*trainer.device_batches(x, y))
-                else:
-                    loss = float(self.net_.fit(x, y, batch_size=self.batch_size, epochs=1, verbose=0, shuffle=False).history["loss"][-1])
+                loss = self._train_pass(trainer, x, y, epoch)
                 total, seen_rows = total + loss * len(x), seen_rows + len(x)
             rec = {"epoch": epoch + 1, "loss": total / max(seen_rows, 1), "seconds": time.perf_counter() - started}
             if self.epoch_callback is not None:

@@ -16,9 +16,13 @@ the function says which column breaks ties instead.
 from __future__ import annotations
 
 import math
+import shutil
 import warnings
+import weakref
+from contextlib import contextmanager
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +32,7 @@ from recsys_tf.data.cleaning import EVENT_ALIASES, EVENT_ORDER, EVENT_WEIGHTS, C
 from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER
 from recsys_tf.errors import DataError
 from recsys_tf.spark.session import require_pyspark
+from recsys_tf.utils import atomic_folder
 
 DataFrame = Any  # pyspark.sql.DataFrame; pyspark is optional, so not imported at module level
 
@@ -45,6 +50,14 @@ def _Window():
     return Window
 
 
+@contextmanager
+def _quiet_pandas_3():
+    """PySpark 4 warns that it "does not yet fully support pandas >= 3" at every conversion."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        yield
+
+
 def from_pandas(spark, df: pd.DataFrame) -> DataFrame:
     """A pandas frame as a Spark DataFrame: nullable integers stay integers with nulls, NaN becomes null."""
     out = df.copy()
@@ -54,8 +67,7 @@ def from_pandas(spark, df: pd.DataFrame) -> DataFrame:
             out[col] = out[col].astype("Float64")  # NaN -> <NA> -> null in Spark
         elif pd.api.types.is_string_dtype(dtype) or dtype == object:
             out[col] = out[col].astype(object).where(out[col].notna(), None)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    with _quiet_pandas_3():
         return spark.createDataFrame(out)
 
 
@@ -64,8 +76,7 @@ def to_pandas(sdf: DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     if order:
         F = _F()
         sdf = sdf.orderBy(*[F.asc_nulls_last(c) for c in order])
-    with warnings.catch_warnings():  # PySpark 4 warns that it "does not yet fully support pandas >= 3"
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+    with _quiet_pandas_3():
         out = sdf.toPandas()
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col].dtype):
@@ -73,9 +84,19 @@ def to_pandas(sdf: DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     return out
 
 
+_ROWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # DataFrame -> its row count, once counted
+
+
+def _rows(sdf: DataFrame) -> int:
+    """``sdf.count()``, remembered: in a chain of steps one step's result is the next one's input."""
+    if sdf not in _ROWS:
+        _ROWS[sdf] = sdf.count()
+    return _ROWS[sdf]
+
+
 def _count(report: CleaningReport | None, step: str, before: DataFrame, after: DataFrame, note: str = "") -> None:
     if report is not None:
-        report.add(step, before.count(), after.count(), note)
+        report.add(step, _rows(before), _rows(after), note)
 
 
 def normalize_event_types(sdf: DataFrame, aliases: Mapping[str, str] = EVENT_ALIASES,
@@ -178,14 +199,15 @@ def clean_events(events: DataFrame, items: DataFrame | None = None,
 def k_core(sdf: DataFrame, k_user: int = 5, k_item: int = 5, max_iter: int = 100) -> DataFrame:
     """Rows of users with >= ``k_user`` rows and items with >= ``k_item`` rows, repeated until stable."""
     F, W = _F(), _Window()
-    out = sdf
+    out, n = sdf, sdf.count()
     for _ in range(max_iter):
         counted = (out.withColumn("_u", F.count("*").over(W.partitionBy(USER)))
                    .withColumn("_i", F.count("*").over(W.partitionBy(ITEM))))  # fmt: skip
         kept = counted.where((F.col("_u") >= k_user) & (F.col("_i") >= k_item)).drop("_u", "_i").localCheckpoint()
-        if kept.count() == out.count():
+        n_kept = kept.count()
+        if n_kept == n:
             return kept
-        out = kept
+        out, n = kept, n_kept
     return out
 
 
@@ -314,9 +336,7 @@ def write_shards(codes: DataFrame, users: DataFrame, items: DataFrame, folder, n
     Built in a temporary sibling folder and renamed into place. On a cluster, ``folder`` must be on
     storage the driver sees (the rename and the id tables are the driver's work).
     """
-    from pathlib import Path
-
-    from recsys_tf.data.shards import _atomic_folder, _write_ids
+    from recsys_tf.data.shards import write_id_tables
 
     F = _F()
 
@@ -326,9 +346,7 @@ def write_shards(codes: DataFrame, users: DataFrame, items: DataFrame, folder, n
          .write.parquet(str(out)))  # fmt: skip
         for k, part in enumerate(sorted(out.glob("part-*.parquet"))):
             part.rename(tmp / f"part-{k:05d}.parquet")
-        import shutil
+        shutil.rmtree(out)  # Spark's _SUCCESS and checksum files
+        write_id_tables(tmp, to_pandas(users, ["user_idx"])[USER].to_numpy(), to_pandas(items, ["item_idx"])[ITEM].to_numpy())
 
-        shutil.rmtree(out)
-        _write_ids(tmp, to_pandas(users, ["user_idx"])[USER].to_numpy(), to_pandas(items, ["item_idx"])[ITEM].to_numpy())
-
-    return _atomic_folder(Path(folder), fill)
+    return atomic_folder(folder, fill)

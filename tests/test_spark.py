@@ -141,7 +141,8 @@ def test_explicit_spark_als_recovers_a_low_rank_rating_matrix(spark):
     u, i = np.nonzero(cells)
     df = pd.DataFrame({"user_id": u, "item_id": i, "rating": (p @ q.T)[u, i] + 3.0})
     held = rng.random(len(df)) < 0.1
-    model = SparkALS(factors=4, reg=0.01, iterations=15, feedback="explicit", spark=spark).fit(df[~held])
+    # 20 iterations: without checkpoints the lineage grows until serialising a task overflows the JVM stack
+    model = SparkALS(factors=4, reg=0.01, iterations=20, feedback="explicit", spark=spark).fit(df[~held])
     pred = model.score(df[held].user_id.to_numpy(), df[held].item_id.to_numpy())
     rmse = np.sqrt(np.mean((pred - df[held].rating) ** 2))
     assert rmse < 0.5 * df[held].rating.std(), rmse  # far below guessing the mean (ALS has no bias terms: the +3 is a factor)

@@ -54,9 +54,10 @@ class SparkALS(Recommender):
         from pyspark.ml.recommendation import ALS
 
         from recsys_tf.spark.pipeline import from_pandas
-        from recsys_tf.spark.session import spark_session
+        from recsys_tf.spark.session import checkpoint_dir, spark_session
 
         spark = spark_session(self.spark if self.spark is not None else "local[*]")
+        checkpoint_dir(spark)  # bounds the lineage: many iterations would overflow the JVM stack
         if self.feedback == "explicit":
             value = train[RATING].to_numpy(np.float64)
         elif self.confidence is not None:
@@ -68,7 +69,7 @@ class SparkALS(Recommender):
         frame = pd.DataFrame({"u": train["user_idx"].to_numpy(np.int32), "i": train["item_idx"].to_numpy(np.int32), "r": value})
         als = ALS(rank=self.factors, maxIter=self.iterations, regParam=self.reg, implicitPrefs=self.feedback == "implicit",
                   alpha=self.alpha, nonnegative=self.nonnegative, seed=self.seed, userCol="u", itemCol="i", ratingCol="r",
-                  coldStartStrategy="nan")  # fmt: skip
+                  coldStartStrategy="nan", checkpointInterval=5)  # fmt: skip
         model = als.fit(from_pandas(spark, frame))
         self.user_factors_, self.user_known_ = self._collect(model.userFactors, self.n_users)
         self.item_factors_, self.item_known_ = self._collect(model.itemFactors, self.n_items)

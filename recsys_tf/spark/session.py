@@ -9,9 +9,11 @@ install.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +84,21 @@ def spark_session(master: str | Any = "local[*]", app: str = "recsys-tf", shuffl
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def checkpoint_dir(session: Any) -> str | None:
+    """The session's checkpoint folder; a local session without one gets a temporary folder, removed
+    when Python exits.
+
+    Iterative jobs (ALS) need it: without checkpoints each iteration's lineage is appended to the
+    last, and after ~20 iterations serialising a task overflows the JVM's stack. On a cluster, set
+    a shared folder yourself (``spark.sparkContext.setCheckpointDir("hdfs://...")``); None then.
+    """
+    context = session.sparkContext
+    folder = context.getCheckpointDir()
+    if folder is None and context.master.startswith("local"):
+        folder = tempfile.mkdtemp(prefix="recsys-tf-spark-checkpoints-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        context.setCheckpointDir(folder)
+        folder = context.getCheckpointDir()
+    return folder

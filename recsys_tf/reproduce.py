@@ -377,8 +377,20 @@ S3REC = {
 }  # fmt: skip
 
 
-def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 15) -> dict[str, Any]:
+def seq_models(only: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The rows of :data:`SEQ_MODELS` whose label contains ``only`` (any case); all when None."""
+    if only is None:
+        return dict(SEQ_MODELS)
+    chosen = {k: v for k, v in SEQ_MODELS.items() if only.lower() in k.lower()}
+    if not chosen:
+        raise ValueError(f"--models {only!r} matches none of {list(SEQ_MODELS)}.")
+    return chosen
+
+
+def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 15,
+                     models: str | None = None) -> dict[str, Any]:  # fmt: skip
     """GRU4Rec, SASRec (BCE and full cross-entropy) and BERT4Rec on an S3-Rec data set, both protocols.
+    ``models``: only the rows whose label contains this text (PopRec always runs); see :func:`merge_rows`.
 
     Leave-one-out by time; the epoch is chosen on the validation item (early stopping on its
     full-ranking NDCG@10); the test input is the whole history before the test item (validation
@@ -390,6 +402,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
     from recsys_tf.data.download import fetch
     from recsys_tf.data.sequences import leave_one_out, read_candidates, to_sequences
     from recsys_tf.evaluation import evaluate_sampled
+    from recsys_tf.speed import device_name
 
     if name == "games":
         from recsys_tf.data import load_sasrec_games
@@ -421,17 +434,19 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             sampled = evaluate_sampled(model, test, cand)
         return {"hr_full": full["hit_rate@10"], "ndcg_full": full["ndcg@10"], "hr_sampled": sampled["hit_rate@10"], "ndcg_sampled": sampled["ndcg@10"]}
 
+    chosen = seq_models(models)
     runs = []
     for seed in seeds:
         cand = candidates(seed)
         start = time.perf_counter()
         rows = {"PopRec": {**both(models.Popularity().fit(train, ds.items), cand), "seconds": round(time.perf_counter() - start, 2)}}
-        for label, (cls_name, extra) in SEQ_MODELS.items():
+        for label, (cls_name, extra) in chosen.items():
             start = time.perf_counter()
             model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, **SEQ_RECIPE, **extra)
             model.fit(train, ds.items, val=val)
             rows[label] = {**both(model, cand), "epoch": model.best_epoch_, "seconds": round(time.perf_counter() - start, 1),
-                           "seconds_per_epoch": float(np.median([h["seconds"] for h in model.history_]))}  # fmt: skip
+                           "seconds_per_epoch": float(np.median([h["seconds"] for h in model.history_])),
+                           "device": device_name(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
     return {"protocol": "leave-one-out by time (last item = test, second-to-last = validation); full ranking of every item "
@@ -444,20 +459,20 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             "dataset": name, "seeds": list(seeds), "rows": over_seeds(runs)}  # fmt: skip
 
 
-def seq_lastfm(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
-    return sequential_s3rec("lastfm", seeds=seeds[:3])
+def seq_lastfm(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
+    return sequential_s3rec("lastfm", seeds=seeds[:3], models=models)
 
 
-def seq_beauty(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
-    return sequential_s3rec("beauty", seeds=seeds[:3])
+def seq_beauty(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
+    return sequential_s3rec("beauty", seeds=seeds[:3], models=models)
 
 
-def seq_sports(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
-    return sequential_s3rec("sports", seeds=seeds[:3])
+def seq_sports(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
+    return sequential_s3rec("sports", seeds=seeds[:3], models=models)
 
 
-def seq_games(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
-    return sequential_s3rec("games", seeds=seeds[:3])
+def seq_games(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
+    return sequential_s3rec("games", seeds=seeds[:3], models=models)
 
 
 # published / peer numbers: (HR@10, NDCG@10) or (RMSE, MAE), the source, and our row they face
@@ -579,6 +594,14 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
 
         lines += ["", f"The protocol flip (Krichene & Rendle, KDD 2020): with 99 negatives {order('hr_sampled')} on HR@10, "
                       f"with full ranking {order('hr_full')}. S3-Rec's tables: BERT4Rec ahead with negatives, behind with full ranking."]  # fmt: skip
+    missing = [label for label in SEQ_MODELS if label not in res["rows"]]
+    if missing:
+        lines += ["", f"Not run yet on this data: {', '.join(missing)} (hours each on the 2-core CPU); "
+                      f"`python -m recsys_tf.reproduce --only seq_{res['dataset']} --models TEXT` adds the rows whose "
+                      "label contains TEXT to this table."]  # fmt: skip
+    devices = sorted({d for r in res["rows"].values() for d in r.get("device", [])})
+    if devices:
+        lines += ["", f"Models trained on: {'; '.join(devices)}."]
     return lines + [""]
 
 
@@ -719,11 +742,25 @@ HEAVY = {
 }  # fmt: skip
 
 
+def merge_rows(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A run of some models (``--models``) added to an earlier run: the new rows replace the old
+    ones of the same label, the old rows of other models stay -- only when both runs share protocol,
+    data and seeds (otherwise their numbers could not stand in one table, and the new run stands alone)."""
+    same = all(old.get(k) == new.get(k) for k in ("protocol", "data", "seeds")) and "rows" in old and "rows" in new
+    if not same:
+        print("[reproduce] the earlier run used another protocol, data or seeds: its rows are not kept", flush=True)
+        return new
+    seconds = old.get("seconds", 0) + new.get("seconds", 0)
+    return {**new, "rows": {**old["rows"], **new["rows"]}, "seconds": round(seconds, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", help="run only experiments whose name contains this text")
     ap.add_argument("--heavy", action="store_true", help="also run the experiments too long for a 2-core CPU")
     ap.add_argument("--seeds", type=int, default=len(SEEDS), help=f"seeds per row (default {len(SEEDS)}; fewer for a quick look)")
+    ap.add_argument("--models", help="sequence experiments: run only the models whose label contains this text (e.g. 'SASRec (BCE'); "
+                                     "their rows replace those of an earlier run of the same protocol and seeds, the others stay")
     args = ap.parse_args(argv)
     RAW.mkdir(parents=True, exist_ok=True)
     from recsys_tf.speed import device_name
@@ -736,11 +773,14 @@ def main(argv: list[str] | None = None) -> int:
         if chosen:
             print(f"[reproduce] {name} on {dev}", flush=True)
             start = time.perf_counter()
+            partial = args.models is not None and name.startswith("seq_")
             try:
-                res = fn(seeds=tuple(range(args.seeds)))
+                res = fn(seeds=tuple(range(args.seeds)), **({"models": args.models} if partial else {}))
             except DataNotFoundError as exc:
                 res = {"skipped": str(exc).split(". Looked in")[0]}
             res.update({"device": dev, "seconds": round(time.perf_counter() - start, 1), "date": time.strftime("%Y-%m-%d")})
+            if partial and path.exists():
+                res = merge_rows(json.loads(path.read_text()), res)
             atomic_write(path, json.dumps(res, indent=2, default=float))
         if path.exists():
             results[name] = json.loads(path.read_text())

@@ -153,3 +153,21 @@ def test_the_sequence_section_compares_with_s3rec_and_states_the_protocol_flip()
     assert "2 of 4 (hr_full: yes, ndcg_full: yes, hr_sampled: no, ndcg_sampled: no)" in page
     assert "with 99 negatives BERT4Rec ahead of SASRec on HR@10, with full ranking SASRec ahead of BERT4Rec" in page
     assert "Not run: too long for the 2-core CPU budget" in page  # Beauty, Sports, Games say why and how
+
+
+def test_a_run_of_some_sequence_models_adds_its_rows_to_the_earlier_table():
+    s = lambda m: {"mean": m, "sd": 0.0, "values": [m]}  # noqa: E731
+    row = lambda m, dev: {"hr_full": s(m), "ndcg_full": s(m / 2), "hr_sampled": s(0.5), "ndcg_sampled": s(0.3), "device": [dev]}  # noqa: E731
+    base = {"protocol": "loo", "data": "Beauty", "dataset": "beauty", "seeds": [0, 1, 2], "seconds": 60.0}
+    old = {**base, "rows": {"PopRec": row(0.01, "CPU"), "GRU4Rec (cross-entropy)": row(0.02, "CPU")}}
+    new = {**base, "seconds": 600.0, "rows": {"PopRec": row(0.01, "GPU"), "SASRec (BCE, 1 negative: the paper's loss)": row(0.06, "GPU")}}
+    merged = reproduce.merge_rows(old, new)
+    assert list(merged["rows"]) == ["PopRec", "GRU4Rec (cross-entropy)", "SASRec (BCE, 1 negative: the paper's loss)"]
+    assert merged["rows"]["PopRec"]["device"] == ["GPU"] and merged["seconds"] == 660.0
+    assert reproduce.merge_rows({**old, "seeds": [0]}, new) == new  # another protocol or seeds: not one table
+    page = "\n".join(reproduce._sequence_section(merged))
+    assert "Not run yet on this data: SASRec (full cross-entropy), BERT4Rec (masked items, cross-entropy)" in page
+    assert "--only seq_beauty --models TEXT" in page and "Models trained on: CPU; GPU." in page
+    assert list(reproduce.seq_models("sasrec (bce")) == ["SASRec (BCE, 1 negative: the paper's loss)"]
+    with pytest.raises(ValueError, match="matches none"):
+        reproduce.seq_models("SASRec-XL")

@@ -115,6 +115,14 @@ def test_full_cross_entropy_equals_the_softmax_over_all_items_by_hand():
     logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     want = -np.take_along_axis(logp, np.maximum(packed[:, 1] - 1, 0)[..., None], -1)[..., 0][valid].mean()
     assert float(keras.ops.mean(sequence_loss(net, packed, "ce"))) == pytest.approx(want, rel=1e-4)
+    # the softmax at the 5 target positions only (what training does when most of a batch is padding)
+    assert float(keras.ops.mean(sequence_loss(net, packed, "ce", positions=5))) == pytest.approx(want, rel=1e-4)
+    packed[1, 1, 0] = 0  # one target fewer than slots: the empty slot adds nothing
+    h, table, valid = _by_hand(net, packed)
+    logp = h @ table[1:7].T
+    logp = logp - np.log(np.exp(logp).sum(-1, keepdims=True))
+    want = -np.take_along_axis(logp, np.maximum(packed[:, 1] - 1, 0)[..., None], -1)[..., 0][valid].mean()
+    assert float(keras.ops.mean(sequence_loss(net, packed, "ce", positions=5))) == pytest.approx(want, rel=1e-4)
 
 
 def test_bert4rec_masks_the_share_it_is_told_and_every_row_at_least_once():

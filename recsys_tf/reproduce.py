@@ -435,8 +435,17 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             sampled = evaluate_sampled(model, test, cand)
         return {"hr_full": full["hit_rate@10"], "ndcg_full": full["ndcg@10"], "hr_sampled": sampled["hit_rate@10"], "ndcg_sampled": sampled["ndcg@10"]}
 
+    # a seed's rows are kept as soon as it ends: a run stopped part-way (hours on a CPU) resumes at the next seed
+    partial = RAW / f"seq_{name}.partial.json"
+    key = json.loads(json.dumps({"dataset": name, "which": which, "recipe": SEQ_RECIPE, "max_epochs": max_epochs, "patience": patience}))
+    done = json.loads(partial.read_text()) if partial.exists() else {}
+    done = done.get("runs", {}) if done.get("key") == key else {}
     runs = []
     for seed in seeds:
+        if str(seed) in done:
+            print(f"  seed {seed}: finished earlier, read from {partial.name}", flush=True)
+            runs.append(done[str(seed)])
+            continue
         cand = candidates(seed)
         start = time.perf_counter()
         rows = {"PopRec": {**both(models.Popularity().fit(train, ds.items), cand), "seconds": round(time.perf_counter() - start, 2)}}
@@ -449,6 +458,10 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
                            "device": device_name(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
+        done[str(seed)] = rows
+        RAW.mkdir(parents=True, exist_ok=True)
+        atomic_write(partial, json.dumps({"key": key, "runs": done}, indent=1, default=float))
+    partial.unlink(missing_ok=True)
     return {"protocol": "leave-one-out by time (last item = test, second-to-last = validation); full ranking of every item "
                         f"the user has not interacted with, and ranking against {n_neg} negatives ("
                         + ("the authors' own LastFM_sample.txt" if published_negatives else "uniform, drawn per seed") + "); "

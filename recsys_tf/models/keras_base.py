@@ -12,7 +12,7 @@ import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,37 @@ def _eval_floats() -> int:
     if os.environ.get("RECSYS_TF_EVAL_FLOATS"):
         return int(os.environ["RECSYS_TF_EVAL_FLOATS"])
     return 2**25 if _on_cpu() else 2**29
+
+
+def device_top_k(model, user_codes: np.ndarray, k: int, exclude_seen: bool, batch: int,
+                 scores_of: Callable[[np.ndarray], Any]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Top-``k`` item codes and scores of ``user_codes`` in batches: ``scores_of(users)`` gives a
+    (users, items) device tensor; NaN is moved below every real score, the model's training items
+    (``model._seen_cells``) to -inf, and ``keras.ops.top_k`` (ties to the lower code) selects on the
+    device, so only ``users x k`` comes back. Same contract as :meth:`Recommender._top_k_codes`."""
+    from keras import ops
+
+    low = float(-np.finfo(np.float32).max)  # NaN scores are moved here: below every real score, above -inf
+    out_i, out_v, n_nan = [np.zeros((0, k), np.int64)], [np.zeros((0, k))], 0
+    for start in range(0, len(user_codes), batch):
+        users = user_codes[start : start + batch]
+        scores = scores_of(users)
+        nan = ops.isnan(scores)
+        n_nan += int(ops.convert_to_numpy(ops.sum(ops.cast(nan, "int32"))))
+        scores = ops.where(nan, low, scores)
+        if exclude_seen:
+            rows, items = model._seen_cells(users)
+            if len(rows):
+                cells = ops.convert_to_tensor(np.stack([rows, items], axis=1).astype("int32"))
+                scores = ops.scatter_update(scores, cells, ops.full((len(rows),), -np.inf, dtype="float32"))
+        vals, idx = ops.top_k(scores, k, sorted=True)
+        vals, idx = ops.convert_to_numpy(vals).astype(np.float64), ops.convert_to_numpy(idx).astype(np.int64)
+        idx[vals == -np.inf] = -1
+        vals[vals == low] = np.nan
+        out_i.append(idx)
+        out_v.append(vals)
+    model._warn_nan(n_nan)
+    return np.concatenate(out_i), np.concatenate(out_v)
 
 
 def _full_float32_matmuls():
@@ -351,27 +382,7 @@ class KerasRecommender(Recommender):
         per_user = self.n_items * max(int(getattr(self.net_, "pair_width", 1)), 1)
         batch = batch_size or max(1, min(len(user_codes), _eval_floats() // per_user))
         device_scores = self._compiled_scores() if len(user_codes) * per_user >= self.xla_min_floats else self.net_.device_scores
-        low = float(-np.finfo(np.float32).max)  # NaN scores are moved here: below every real score, above -inf
-        out_i, out_v, n_nan = [], [], 0
-        for start in range(0, len(user_codes), batch):
-            users = user_codes[start : start + batch]
-            scores = device_scores(ops.convert_to_tensor(users.astype("int32")))
-            nan = ops.isnan(scores)
-            n_nan += int(ops.convert_to_numpy(ops.sum(ops.cast(nan, "int32"))))
-            scores = ops.where(nan, low, scores)
-            if exclude_seen:
-                rows, items = self._seen_cells(users)
-                if len(rows):
-                    cells = ops.convert_to_tensor(np.stack([rows, items], axis=1).astype("int32"))
-                    scores = ops.scatter_update(scores, cells, ops.full((len(rows),), -np.inf, dtype="float32"))
-            vals, idx = ops.top_k(scores, k, sorted=True)
-            vals, idx = ops.convert_to_numpy(vals).astype(np.float64), ops.convert_to_numpy(idx).astype(np.int64)
-            idx[vals == -np.inf] = -1
-            vals[vals == low] = np.nan
-            out_i.append(idx)
-            out_v.append(vals)
-        self._warn_nan(n_nan)
-        return np.concatenate(out_i), np.concatenate(out_v)
+        return device_top_k(self, user_codes, k, exclude_seen, batch, lambda users: device_scores(ops.convert_to_tensor(users.astype("int32"))))
 
     def _compiled_scores(self):
         """``net_.device_scores`` compiled once per network with XLA on TensorFlow (eager elsewhere).

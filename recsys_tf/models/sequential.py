@@ -316,6 +316,21 @@ class SequentialRecommender(Recommender):
     def _item_table(self) -> np.ndarray:
         return _keras().ops.convert_to_numpy(self.net_.item_table())
 
+    def _top_k_codes(self, user_codes: np.ndarray, k: int, exclude_seen: bool, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item codes of many users on the device: states, scores, masking and selection in one
+        compiled function per batch of histories (``keras_base.device_top_k``; same lists as the host
+        path). Full ranking of Beauty's 22,363 users: 13 s on the host path, ~2 s here (2-core CPU)."""
+        from recsys_tf.models.keras_base import _full_float32_matmuls, device_top_k
+
+        keras = _keras()
+        if keras.backend.backend() not in ("tensorflow", "jax") or len(user_codes) < 32:
+            return super()._top_k_codes(user_codes, k, exclude_seen, batch_size)
+        ops, net = keras.ops, self.net_
+        fn = self._compiled_for("batch_scores", lambda seq: ops.matmul(net(seq, training=False)[:, -1], ops.transpose(net.item_table())))
+        with _full_float32_matmuls():
+            return device_top_k(self, user_codes, min(check_k(k), self.n_items), exclude_seen, batch_size,
+                                lambda users: fn(self._histories(users)))  # fmt: skip
+
     def _score_codes(self, users: np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
         users = np.asarray(users)
         if items is None:

@@ -188,6 +188,14 @@ def test_sampled_and_full_ranking_see_the_same_history(chain_split, sasrec):
     assert sampled >= full - 1e-9  # fewer competitors can only help
 
 
+def test_ranking_on_the_device_gives_the_host_path_lists(sasrec):
+    codes = np.arange(sasrec.n_users)  # 120 users: the device path (32 or more)
+    on_device = sasrec._top_k_codes(codes, 10, exclude_seen=True)
+    on_host = Recommender._top_k_codes(sasrec, codes, 10, exclude_seen=True)
+    assert np.array_equal(on_device[0], on_host[0]) and np.allclose(on_device[1], on_host[1], atol=1e-5)
+    assert (on_device[0] == -1).sum() == 0 and not np.isin(on_device[0][0], sasrec.sequences_.codes[: sasrec.sequences_.lengths[0]] - 1).any()
+
+
 def test_save_and_load_round_trip(sasrec, tmp_path):
     sasrec.save(tmp_path / "s")
     again = Recommender.load(tmp_path / "s")

@@ -435,6 +435,16 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             sampled = evaluate_sampled(model, test, cand)
         return {"hr_full": full["hit_rate@10"], "ndcg_full": full["ndcg@10"], "hr_sampled": sampled["hit_rate@10"], "ndcg_sampled": sampled["ndcg@10"]}
 
+    def summary(seeds_run: list[int], runs: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"protocol": "leave-one-out by time (last item = test, second-to-last = validation); full ranking of every item "
+                        f"the user has not interacted with, and ranking against {n_neg} negatives ("
+                        + ("the authors' own LastFM_sample.txt" if published_negatives else "uniform, drawn per seed") + "); "
+                        f"one recipe for every data set ({', '.join(f'{k} {v:g}' for k, v in SEQ_RECIPE.items())}, at most "
+                        f"{max_epochs} epochs), the epoch chosen on validation NDCG@10 (patience {patience}); seeds vary the "
+                        "initialisation, the training negatives and masks",
+            "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
+            "dataset": name, "seeds": seeds_run, "rows": over_seeds(runs)}  # fmt: skip
+
     # a seed's rows are kept as soon as it ends: a run stopped part-way (hours on a CPU) resumes at the next seed
     partial = RAW / f"seq_{name}.partial.json"
     key = json.loads(json.dumps({"dataset": name, "which": which, "recipe": SEQ_RECIPE, "max_epochs": max_epochs, "patience": patience}))
@@ -460,16 +470,10 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         runs.append(rows)
         done[str(seed)] = rows
         RAW.mkdir(parents=True, exist_ok=True)
-        atomic_write(partial, json.dumps({"key": key, "runs": done}, indent=1, default=float))
+        so_far = summary([int(x) for x in done], list(done.values()))
+        atomic_write(partial, json.dumps({"key": key, "runs": done, "result": {**so_far, "of_seeds": list(seeds)}}, indent=1, default=float))
     partial.unlink(missing_ok=True)
-    return {"protocol": "leave-one-out by time (last item = test, second-to-last = validation); full ranking of every item "
-                        f"the user has not interacted with, and ranking against {n_neg} negatives ("
-                        + ("the authors' own LastFM_sample.txt" if published_negatives else "uniform, drawn per seed") + "); "
-                        f"one recipe for every data set ({', '.join(f'{k} {v:g}' for k, v in SEQ_RECIPE.items())}, at most "
-                        f"{max_epochs} epochs), the epoch chosen on validation NDCG@10 (patience {patience}); seeds vary the "
-                        "initialisation, the training negatives and masks",
-            "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
-            "dataset": name, "seeds": list(seeds), "rows": over_seeds(runs)}  # fmt: skip
+    return summary(list(seeds), runs)
 
 
 def seq_lastfm(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
@@ -579,6 +583,19 @@ def _ranking_section(key: str, res: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _partial_run(key: str) -> dict[str, Any] | None:
+    """The seeds a stopped sequence run finished (``docs/results/<key>.partial.json``), marked partial."""
+    path = RAW / f"{key}.partial.json"
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    runs = saved.get("runs") or {}
+    if not runs:
+        return None
+    name = key.split("_", 1)[1]
+    res = saved.get("result") or {"protocol": "as in the LastFM section", "data": name, "dataset": name,
+                                  "seeds": sorted(int(x) for x in runs), "rows": over_seeds(list(runs.values()))}  # fmt: skip
+    return {**res, "partial": True, "which": (saved.get("key") or {}).get("which")}
+
+
 def _sequence_section(res: dict[str, Any]) -> list[str]:
     pubs = S3REC.get(res["dataset"], {})
     lines = [f"Protocol: {res['protocol']}. Data: {res['data']}; seeds {res['seeds']}.", "",
@@ -607,6 +624,10 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
 
         lines += ["", f"The protocol flip (Krichene & Rendle, KDD 2020): with 99 negatives {order('hr_sampled')} on HR@10, "
                       f"with full ranking {order('hr_full')}. S3-Rec's tables: BERT4Rec ahead with negatives, behind with full ranking."]  # fmt: skip
+    if res.get("partial"):
+        which = f" --models '{res['which']}'" if res.get("which") else ""
+        lines += ["", f"**Partly run**: seeds {res['seeds']} of 3 have finished (the run stopped; the table is over those seeds). "
+                      f"`python -m recsys_tf.reproduce --only seq_{res['dataset']}{which}` resumes at the next seed."]  # fmt: skip
     missing = [label for label in SEQ_MODELS if label not in res["rows"]]
     if missing:
         lines += ["", f"Not run yet on this data: {', '.join(missing)} (hours each on the 2-core CPU); "
@@ -659,7 +680,7 @@ def render(results: dict[str, Any], dev: str) -> str:
                        ("seq_beauty", "Sequential recommendation on Amazon Beauty (S3-Rec's data)"),
                        ("seq_sports", "Sequential recommendation on Amazon Sports (S3-Rec's data)"),
                        ("seq_games", "SASRec on Amazon Games (the SASRec paper's data, 100 negatives)")):  # fmt: skip
-        res = results.get(key) or {"skipped": HEAVY.get(key, "not run")}
+        res = results.get(key) or _partial_run(key) or {"skipped": HEAVY.get(key, "not run")}
         lines += [f"## {title}", ""]
         lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", ""]
     lines += _speed_section()

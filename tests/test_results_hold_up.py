@@ -171,3 +171,16 @@ def test_a_run_of_some_sequence_models_adds_its_rows_to_the_earlier_table():
     assert list(reproduce.seq_models("sasrec (bce")) == ["SASRec (BCE, 1 negative: the paper's loss)"]
     with pytest.raises(ValueError, match="matches none"):
         reproduce.seq_beauty(models="SASRec-XL")  # checked before any data is read or model trained
+
+
+def test_a_stopped_sequence_run_shows_its_finished_seeds_and_how_to_resume(tmp_path, monkeypatch):
+    seed_rows = {"PopRec": {"hr_full": 0.015, "ndcg_full": 0.007, "hr_sampled": 0.34, "ndcg_sampled": 0.18},
+                 "SASRec (BCE, 1 negative: the paper's loss)": {"hr_full": 0.060, "ndcg_full": 0.031, "hr_sampled": 0.47,
+                                                                "ndcg_sampled": 0.31, "device": "CPU"}}  # fmt: skip
+    key = {"dataset": "beauty", "which": "SASRec (BCE"}
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    (tmp_path / "seq_beauty.partial.json").write_text(json.dumps({"key": key, "runs": {"0": seed_rows}}))
+    page = reproduce.render({}, "CPU")
+    section = page.split("## Sequential recommendation on Amazon Beauty")[1].split("## ")[0]
+    assert "**Partly run**: seeds [0] of 3" in section and "--only seq_beauty --models 'SASRec (BCE'" in section
+    assert "0.0600 ± 0.0000 / 0.0310 ± 0.0000" in section and "yes, all 4" in section  # 0.060 >= 0.95 * 0.0605

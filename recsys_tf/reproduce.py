@@ -591,7 +591,8 @@ def _partial_run(key: str) -> dict[str, Any] | None:
     if not runs:
         return None
     name = key.split("_", 1)[1]
-    res = saved.get("result") or {"protocol": "as in the LastFM section", "data": name, "dataset": name,
+    res = saved.get("result") or {"protocol": "as in the LastFM section, with negatives drawn uniformly per seed",
+                                  "data": f"{'the SASRec paper' if name == 'games' else 'S3-Rec'}'s {name}", "dataset": name,
                                   "seeds": sorted(int(x) for x in runs), "rows": over_seeds(list(runs.values()))}  # fmt: skip
     return {**res, "partial": True, "which": (saved.get("key") or {}).get("which")}
 

@@ -319,14 +319,12 @@ class SequentialRecommender(Recommender):
     def _top_k_codes(self, user_codes: np.ndarray, k: int, exclude_seen: bool, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item codes of many users on the device: states, scores, masking and selection in one
         compiled function per batch of histories (``keras_base.device_top_k``; same lists as the host
-        path). Full ranking of Beauty's 22,363 users: 13 s on the host path, ~2 s here (2-core CPU)."""
-        from recsys_tf.models.keras_base import _full_float32_matmuls, device_top_k
+        path). Full ranking of Beauty's 22,363 users: 13.0 s on the host path, 3.2 s here (2-core CPU)."""
+        from recsys_tf.models.keras_base import KerasRecommender, _full_float32_matmuls, device_top_k
 
-        keras = _keras()
-        if keras.backend.backend() not in ("tensorflow", "jax") or len(user_codes) < 32:
+        if _keras().backend.backend() not in ("tensorflow", "jax") or len(user_codes) < KerasRecommender.device_min_users:
             return super()._top_k_codes(user_codes, k, exclude_seen, batch_size)
-        ops, net = keras.ops, self.net_
-        fn = self._compiled_for("batch_scores", lambda seq: ops.matmul(net(seq, training=False)[:, -1], ops.transpose(net.item_table())))
+        fn = self._scores_fn()
         with _full_float32_matmuls():
             return device_top_k(self, user_codes, min(check_k(k), self.n_items), exclude_seen, batch_size,
                                 lambda users: fn(self._histories(users)))  # fmt: skip
@@ -398,9 +396,12 @@ class SequentialRecommender(Recommender):
 
     def _predict_one(self, x: np.ndarray) -> np.ndarray:
         """Scores of all items for one input row, through a compiled function (a few ms on a CPU)."""
+        return np.asarray(_keras().ops.convert_to_numpy(self._scores_fn()(x)[0]), dtype=np.float64)
+
+    def _scores_fn(self):
+        """Input rows (B, width) -> scores of all items from the last position (B, n_items), compiled."""
         ops, net = _keras().ops, self.net_
-        fn = self._compiled_for("scores", lambda seq: ops.matmul(net(seq, training=False)[:, -1], ops.transpose(net.item_table()))[0])
-        return np.asarray(ops.convert_to_numpy(fn(x)), dtype=np.float64)
+        return self._compiled_for("scores", lambda seq: ops.matmul(net(seq, training=False)[:, -1], ops.transpose(net.item_table())))
 
     def session_state(self, codes: np.ndarray) -> np.ndarray:
         """The state of a session given as item codes (oldest first): scores are ``state @ item_vectors.T``.

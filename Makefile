@@ -31,11 +31,11 @@ install: $(STAMP)
 course: $(STAMP)
 	$(PY) -m recsys_tf.course --out build
 
-# Two pytest workers (pytest-xdist; TEST_WORKERS=1 for one process); nbval keeps each notebook's cells on one worker,
+# Two pytest workers (pytest-xdist; TEST_WORKERS=1 for one process; the 15 slowest tests are listed to keep CI in budget); nbval keeps each notebook's cells on one worker,
 # loadgroup keeps the Spark tests (one SparkSession) on one worker
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env -p no:cacheprovider build/test-notebooks
 
 # JupyterLab in a real browser (headless Debian Chromium driven by Playwright's Python client):

@@ -118,13 +118,19 @@ def test_evaluate_can_mask_the_validation_items_too():
 
 # --- the TensorFlow epoch loop ------------------------------------------------------------------------
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's compiled epoch loop")
-def test_tensorflow_epoch_loop_trains_every_sample_including_the_last_partial_batch():
+def test_tensorflow_epoch_loop_trains_every_sample_including_the_last_partial_batch(monkeypatch):
+    from recsys_tf.models import fast_loop
+
     train = _ratings()
     m = MatrixFactorization(feedback="explicit", factors=4, epochs=2, batch_size=128, verbose=False).fit(train)
     assert int(m.net_.optimizer.iterations.numpy()) == 2 * math.ceil(len(train) / 128)
     slow = MatrixFactorization(feedback="explicit", factors=4, epochs=2, batch_size=128, verbose=False, fast=False).fit(train)
     # the same samples in the same order: Keras fit and the compiled loop end at (nearly) the same weights
     assert np.allclose(m.user_factors, slow.user_factors, atol=1e-4)
+    assert not fast_loop.xla_pays(2 * math.ceil(len(train) / 128))  # so far a plain graph; now the same run through XLA
+    monkeypatch.setattr(fast_loop, "XLA_MIN_STEPS", 1)
+    xla = MatrixFactorization(feedback="explicit", factors=4, epochs=2, batch_size=128, verbose=False).fit(train)
+    assert np.allclose(m.user_factors, xla.user_factors, atol=1e-4)
 
 
 def test_render_states_spreads_validation_choices_and_the_fair_peer():

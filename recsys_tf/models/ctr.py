@@ -160,7 +160,7 @@ class DIN:
     def fit(self, samples: pd.DataFrame, clicks: pd.DataFrame, items: pd.DataFrame, val: pd.DataFrame | None = None) -> "DIN":
         import keras
 
-        from recsys_tf.models.fast_loop import trainer_for
+        from recsys_tf.models.fast_loop import trainer_for, xla_pays
 
         if not len(samples):
             raise DataError("samples is empty: nothing to learn click-through from.")
@@ -177,7 +177,8 @@ class DIN:
         opt = keras.optimizers.Adam(self.learning_rate)
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
         self.net_.compile(optimizer=opt, loss=loss)
-        trainer = trainer_for(self.net_, opt, loss, self.batch_size) if len(x) >= self.batch_size else None
+        jit = xla_pays(self.epochs * -(-len(x) // self.batch_size))
+        trainer = trainer_for(self.net_, opt, loss, self.batch_size, jit=jit) if len(x) >= self.batch_size else None
         for epoch in progress(range(self.epochs), desc="DIN" if self.pooling == "attention" else "sum pooling", disable=not self.verbose or None):
             perm = rng.permutation(len(x))
             if trainer is not None:

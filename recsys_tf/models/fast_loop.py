@@ -27,8 +27,33 @@ def available() -> bool:
     return keras.backend.backend() == "jax"
 
 
-def trainer_for(net, optimizer, loss: Callable, batch_size: int):
-    """The compiled epoch trainer for the current backend (JAX or TensorFlow), or None for others."""
+# XLA compiles TensorFlow's epoch in 2-8 s on a 2-core CPU and then saves ~1.7 ms a step of NeuMF
+# (0.39 -> 1.10 M samples/s at batch 1024, bench/bench_train.py): it pays from about this many steps
+XLA_MIN_STEPS = 2000
+
+
+def xla_pays(steps: int) -> bool:
+    """Is XLA's compile time (TensorFlow) repaid by a run of ``steps`` optimizer steps?"""
+    return steps >= XLA_MIN_STEPS
+
+
+def tf_sees_gpu() -> bool:
+    """True when Keras runs on TensorFlow and TensorFlow has a GPU."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def trainer_for(net, optimizer, loss: Callable, batch_size: int, jit: bool = True):
+    """The compiled epoch trainer for the current backend (JAX or TensorFlow), or None for others.
+
+    ``jit=False``: TensorFlow runs the epoch as a plain graph, without XLA (no compile time; see
+    :func:`xla_pays`). JAX always compiles: its loop is a ``jax.lax.scan`` under ``jax.jit``.
+    """
     import keras
 
     from recsys_tf import distributed
@@ -39,7 +64,7 @@ def trainer_for(net, optimizer, loss: Callable, batch_size: int):
     if backend == "jax":
         return JaxEpochTrainer(net, optimizer, loss, batch_size)
     if backend == "tensorflow":
-        return TfEpochTrainer(net, optimizer, loss, batch_size)
+        return TfEpochTrainer(net, optimizer, loss, batch_size, jit=jit)
     return None
 
 
@@ -55,9 +80,10 @@ class TfEpochTrainer:
 
     Unlike the JAX loop, nothing is dropped: the batches that do not fill a whole step (the last
     partial one) run through the same compiled step after the loop (one extra trace per shape).
+    ``jit``: compile the graph with XLA (``jit_compile``).
     """
 
-    def __init__(self, net, optimizer, loss: Callable, batch_size: int) -> None:
+    def __init__(self, net, optimizer, loss: Callable, batch_size: int, jit: bool = True) -> None:
         import tensorflow as tf
 
         self.net, self.batch_size = net, batch_size
@@ -80,7 +106,7 @@ class TfEpochTrainer:
                 total += tf.cast(step(xs[s], ys[s]), "float32")
             return total / tf.cast(tf.shape(xs)[0], "float32")
 
-        self._step, self._epoch = tf.function(step, jit_compile=True), tf.function(epoch, jit_compile=True)
+        self._step, self._epoch = tf.function(step, jit_compile=jit), tf.function(epoch, jit_compile=jit)
 
     def device_batches(self, x: np.ndarray, y: np.ndarray):
         """``x``, ``y`` as tensors of whole batches (steps, batch, ...) plus the remaining samples."""

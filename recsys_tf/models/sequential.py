@@ -472,7 +472,10 @@ class _Trainer:
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self.mean = lambda y_true, y_pred: keras.ops.mean(y_pred)  # the model returns the loss itself
         self.model.compile(optimizer=self.optimizer, loss=self.mean)
-        self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, batch_size)
+        # XLA only where it pays: on a 2-core CPU an epoch of Beauty ran as fast or faster without it
+        # (SASRec-BCE 9.5 s vs 12.6, SASRec-CE 21.5 vs 22.8) and its compile took 5-10 s per model
+        self.jit = fast_loop.tf_sees_gpu()
+        self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, batch_size, jit=self.jit)
 
     def _fit_positions(self, packed: np.ndarray) -> None:
         """Size the softmax to the epoch's fullest batch (+25%, in steps of 256, so it is rarely
@@ -483,7 +486,7 @@ class _Trainer:
         need = int(np.add.reduceat(counts, np.arange(0, len(counts), self.batch_size)).max())
         if self.positions is None or need > self.positions:
             self.positions = -(-int(need * 1.25) // 256) * 256
-            self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, self.batch_size)  # traced anew
+            self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, self.batch_size, jit=self.jit)  # traced anew
 
     def run_epoch(self, packed: np.ndarray) -> float:
         """One pass over ``packed`` (already shuffled), returning the mean loss."""

@@ -770,8 +770,8 @@ EXPERIMENTS = {"mf_ml100k": mf_ml100k, "ncf_ml100k": ncf_ml100k, "full_ranking_m
 HEAVY = {
     "als_large_shop": "about 20 minutes on the 2-core CPU (the large shop generated, cleaned, ALS and MF trained, 100,000 "
                       "shoppers ranked); run `python -m recsys_tf.reproduce --only als_large_shop`",
-    "seq_beauty": "hours on the 2-core CPU (22,363 users, 12,101 items; an epoch of SASRec with its validation ~18 s, "
-                  "until validation stops improving: ~30 min per seed, the other models longer); run `python -m "
+    "seq_beauty": "hours on the 2-core CPU (22,363 users, 12,101 items; an epoch of SASRec-BCE with its validation ~12 s, "
+                  "until validation stops improving: ~20 min per seed, the cross-entropy models about twice that); run `python -m "
                   "recsys_tf.reproduce --only seq_beauty` (`--models TEXT` for some models, finished seeds are kept; on a GPU: "
                   "`KERAS_BACKEND=jax`)",
     "seq_sports": "too long for the 2-core CPU budget (35,598 users, 18,357 items); run `python -m recsys_tf.reproduce --only seq_sports`",

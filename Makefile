@@ -31,8 +31,8 @@ install: $(STAMP)
 course: $(STAMP)
 	$(PY) -m recsys_tf.course --out build
 
-# Two pytest workers (pytest-xdist; TEST_WORKERS=1 for one process; the 15 slowest tests are listed to keep CI in budget); nbval keeps each notebook's cells on one worker,
-# loadgroup keeps the Spark tests (one SparkSession) on one worker
+# Two pytest workers (pytest-xdist; TEST_WORKERS=1 for one process); nbval keeps each notebook's cells on one worker,
+# loadgroup keeps the Spark tests (one SparkSession) on one worker; the 15 slowest tests are listed to keep CI in budget
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15

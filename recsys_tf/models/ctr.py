@@ -177,7 +177,7 @@ class DIN:
         opt = keras.optimizers.Adam(self.learning_rate)
         loss = keras.losses.BinaryCrossentropy(from_logits=True)
         self.net_.compile(optimizer=opt, loss=loss)
-        jit = xla_pays(self.epochs * -(-len(x) // self.batch_size))
+        jit = xla_pays(len(x), self.batch_size, self.epochs)
         trainer = trainer_for(self.net_, opt, loss, self.batch_size, jit=jit) if len(x) >= self.batch_size else None
         for epoch in progress(range(self.epochs), desc="DIN" if self.pooling == "attention" else "sum pooling", disable=not self.verbose or None):
             perm = rng.permutation(len(x))

@@ -33,9 +33,9 @@ def available() -> bool:
 XLA_MIN_STEPS = 2000
 
 
-def xla_pays(steps: int) -> bool:
-    """Is XLA's compile time (TensorFlow) repaid by a run of ``steps`` optimizer steps?"""
-    return steps >= XLA_MIN_STEPS
+def xla_pays(samples: int, batch_size: int, epochs: int) -> bool:
+    """Is XLA's compile time (TensorFlow) repaid by ``epochs`` epochs of ``samples`` in batches of ``batch_size``?"""
+    return epochs * -(-samples // batch_size) >= XLA_MIN_STEPS
 
 
 def tf_sees_gpu() -> bool:

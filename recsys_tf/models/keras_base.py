@@ -215,7 +215,7 @@ class KerasRecommender(Recommender):
         trainer = sampler = None
         if (self.fast is None or self.fast) and not callbacks:  # TensorBoard logging needs Keras fit
             per_epoch = len(users) * (1 + self.n_neg if self.feedback == "implicit" else 1)
-            jit = fast_loop.xla_pays(self.epochs * -(-per_epoch // self.batch_size))
+            jit = fast_loop.xla_pays(per_epoch, self.batch_size, self.epochs)
             trainer = fast_loop.trainer_for(self.net_, self.net_.optimizer, self.net_.loss, self.batch_size, jit=jit)
         if trainer is not None and fast_loop.available():
             batch = self.batch_size - self.batch_size % (1 + self.n_neg)  # whole groups of 1 positive + n_neg

@@ -103,6 +103,8 @@ def test_sum_pooling_base_and_bad_input():
     base = DIN(pooling="sum", maxlen=4, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
     with pytest.raises(ValueError, match="attention"):
         base.attention(0, [1], 100)
+    with pytest.raises(ValueError, match="attention"):
+        DIN(pooling="mean", maxlen=4, dim=4, epochs=1, verbose=False).fit(samples, clicks, items).attention(0, [1], 100)
     with pytest.raises(DataError, match="not in the catalogue"):
         base.predict(samples.assign(item_id=999))
     with pytest.raises(DataError, match="label"):
@@ -124,3 +126,33 @@ def test_dice_follows_its_formula():
     p = 1 / (1 + np.exp(-(s - mean) / np.sqrt(var + 1e-9)))
     want = p * s + (1 - p) * 0.25 * s
     assert np.allclose(keras.ops.convert_to_numpy(dice(s, training=True)), want, atol=1e-5)
+
+
+def test_din_describes_items_by_the_chosen_attributes_and_keeps_them_through_save(tmp_path):
+    items, clicks, samples, _ = _two_need_shop(n_users=40)
+    items = items.assign(style=np.where(items.item_id % 2 == 0, "classic", "sporty"))
+    model = DIN(maxlen=4, dim=4, epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items)
+    assert model.item_codes_.shape == (30, 3) and model.vocab_["style"] == ["classic", "sporty"]
+    assert len(model.net_.tables) == 3  # id, category, style: one embedding table each
+    model.save(tmp_path / "din")
+    again = DIN.load(tmp_path / "din")
+    assert again.attributes == ("category", "style")
+    assert np.allclose(again.predict(samples), model.predict(samples), atol=1e-6)
+    with pytest.raises(DataError, match=r"\['style'\].*attributes="):
+        DIN(epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items.drop(columns="style"))
+
+
+def test_pooling_weights_sum_mean_and_the_authors_softmax():
+    items, clicks, samples, _ = _two_need_shop(n_users=40)
+    # user 0 has 4 clicks before t=100: sum weighs each 1, mean 1/4, the softmax variant sums to 1
+    soft = DIN(pooling="softmax", maxlen=6, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
+    past, w = soft.attention(0, [0, 10, 20], at_time=100)
+    assert len(past) == 4 and w.shape == (3, 4)
+    assert np.allclose(w.sum(1), 1.0, atol=1e-5) and (w > 0).all()
+    for pooling, want in (("sum", 1.0), ("mean", 0.25)):
+        model = DIN(pooling=pooling, maxlen=6, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
+        x = model._packed(pd.DataFrame({"user_id": [0, 0], "item_id": [0, 10], "timestamp": [100, 100]}))
+        e, v = model.net_.describe(x[:, 1:]), model.net_.describe(x[:, 0])
+        keep = keras.ops.cast(keras.ops.not_equal(x[:, 1:, 0], 0), "float32")
+        weights = keras.ops.convert_to_numpy(model.net_.weights_of(e, v, keep))
+        assert np.allclose(weights[:, -4:], want) and np.allclose(weights[:, :-4], 0.0)  # left padding weighs 0

@@ -229,6 +229,23 @@ def gauc(users: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
     return float((per.auc * per.n).sum() / per.n.sum()) if len(per) else float("nan")
 
 
+def gauc_by_segment(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, segment_of) -> dict[str, float]:
+    """GAUC within each segment of users (``segment_of``: a Series or dict from user id to segment),
+    e.g. shoppers with one need vs several: where does a model gain? NaN for a segment without
+    users that have both clicks and non-clicks. Every user must have a segment."""
+    import pandas as pd
+
+    segments = pd.Series(segment_of)
+    users = np.asarray(users)
+    unknown = ~pd.Index(np.unique(users)).isin(segments.index)
+    if unknown.any():
+        raise ValueError(f"{int(unknown.sum())} user(s) have no segment, e.g. {np.unique(users)[unknown][:5].tolist()}.")
+    per = grouped_auc(users, labels, scores).dropna(subset=["auc"])
+    seg = segments.reindex(per.index)
+    return {str(name): float((per.auc[seg == name] * per.n[seg == name]).sum() / per.n[seg == name].sum())
+            if (seg == name).any() else float("nan") for name in pd.unique(segments)}  # fmt: skip
+
+
 def catalog_coverage(ranked: np.ndarray, n_items: int) -> float:
     """Share of the catalog that appears in at least one list: |union of lists| / n_items."""
     r = np.asarray(ranked)

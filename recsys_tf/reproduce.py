@@ -17,6 +17,11 @@ Experiments
                ranked) for Pop, item-kNN, EASE, MF and NeuMF beside RecBole 1.2.1's numbers.
 ``ncf_ml1m``   The same on the published NCF split of ML-1M (needs ML-1M's ratings: its training
                file is derived from them), beside the NCF paper and Ferrari Dacrema et al.
+``din_shop``   DIN (Zhou et al. 2018) against its sum-pooling base on the simulated shop's
+               impressions: the paper's raw attention weights and the authors' code's softmax
+               (with its mean-pooling base), with and without the items' style and colour;
+               AUC and GAUC, the epoch chosen on the latest training impressions, beside the
+               GAUC of the shop's true utility (the ceiling).
 
 Every row is mean ± sd over seeds (``--seeds``, default 5), every setting is chosen on validation
 data carved from training, and the per-seed numbers go to ``docs/results/<experiment>.json``.
@@ -492,6 +497,90 @@ def seq_games(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict
     return sequential_s3rec("games", seeds=seeds[:3], which=models)
 
 
+# --- click-through prediction on the simulated shop -------------------------------------------------
+DIN_POOLINGS = {"sum pooling (the paper's base)": "sum", "DIN, raw weights (the paper)": "attention",
+                "mean pooling (the authors' code's base)": "mean", "DIN, softmax (the authors' code)": "softmax"}  # fmt: skip
+DIN_FEATURES = {"id, category, brand, price level": None, "+ style, colour": ("category", "brand", "price_tier", "style", "colour")}
+
+
+def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, Any]:
+    """Every pooling of :data:`DIN_POOLINGS` with each feature set of :data:`DIN_FEATURES` on the small shop.
+
+    The latest 20% of impressions are the test set; the latest 12.5% of the rest choose the number of
+    epochs (validation GAUC), after which the model is trained again on all training impressions.
+    GAUC is also split by shoppers whose needs differ in style (where target attention should pay).
+    """
+    from recsys_tf.data.cleaning import clean_events
+    from recsys_tf.data.impressions import ATTRIBUTES, ctr_samples
+    from recsys_tf.data.shop import make_shop
+    from recsys_tf.metrics import gauc, gauc_by_segment, roc_auc
+    from recsys_tf.models.ctr import DIN
+
+    seeds = seeds[:3]  # 8 models, each trained twice: three seeds keep it to ~20 min on 2 cores
+    shop = make_shop("small", seed=0)
+    events, _ = clean_events(shop.events, shop.catalog)
+    samples, clicks = ctr_samples(events), events[events.event == "click"]
+    train, test = samples[samples.timestamp < samples.timestamp.quantile(0.8)], samples[samples.timestamp >= samples.timestamp.quantile(0.8)]
+    inner, val = train[train.timestamp < train.timestamp.quantile(0.875)], train[train.timestamp >= train.timestamp.quantile(0.875)]
+    mixed = shop.needs.groupby("user_id")["style"].nunique() > 1
+    users, y = test.user_id.to_numpy(), test.label.to_numpy()
+
+    def split_gauc(scores: np.ndarray) -> dict[str, float]:
+        seg = gauc_by_segment(users, y, scores, mixed.map({True: "gauc_mixed_styles", False: "gauc_one_style"}))
+        return {k: seg[k] for k in ("gauc_mixed_styles", "gauc_one_style")}
+
+    runs = []
+    for seed in seeds:
+        rows = {}
+        for feat, attrs in DIN_FEATURES.items():
+            for label, pooling in DIN_POOLINGS.items():
+                kw = dict(pooling=pooling, seed=seed, verbose=False, attributes=attrs or ATTRIBUTES)
+                start = time.perf_counter()
+                probe = DIN(epochs=max_epochs, **kw).fit(inner, clicks, shop.catalog, val=val)
+                best = int(np.argmax([h["val_gauc"] for h in probe.history_])) + 1
+                model = DIN(epochs=best, **kw).fit(train, clicks, shop.catalog)
+                scores = model.predict(test)
+                m = model.evaluate(test)
+                rows[f"{label} | {feat}"] = {"auc": m["auc"], "gauc": m["gauc"], "logloss": m["logloss"], **split_gauc(scores),
+                                             "epoch": best, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['gauc']:.4f}" for n, r in rows.items()), flush=True)
+        runs.append(rows)
+    util = shop.true_utility(np.sort(test.user_id.unique()), np.sort(shop.catalog.item_id.unique()))
+    truth = util[np.searchsorted(np.sort(test.user_id.unique()), users), np.searchsorted(np.sort(shop.catalog.item_id.unique()), test.item_id)]
+    return {"data": f"simulated shop 'small', seed 0: {len(samples):,} impressions ({len(train):,} training, {len(test):,} test), "
+                    f"click-through rate {samples.label.mean():.1%}; {mixed.mean():.0%} of shoppers have needs of different styles",
+            "protocol": "the latest 20% of impressions are the test set; the number of epochs (at most "
+                        f"{max_epochs}) is chosen on the latest 12.5% of the training impressions (validation GAUC), then "
+                        "the model is trained again on all training impressions; seeds vary the initialisation and order",
+            "seeds": list(seeds), "rows": over_seeds(runs),
+            "true_utility": {"auc": roc_auc(y, truth), "gauc": gauc(users, y, truth), **split_gauc(truth)}}  # fmt: skip
+
+
+def _din_section(res: dict[str, Any]) -> list[str]:
+    lines = ["## DIN against sum pooling (simulated shop, click-through)", "",
+             f"Data: {res['data']}. Protocol: {res['protocol']}; seeds {res['seeds']}. Same embeddings (dim 12), attention "
+             "MLP (36, Dice) and final MLP (80-40, Dice) for every row; only the pooling and the item features differ.", "",
+             "| pooling | item features | AUC | GAUC | GAUC, shoppers with needs of several styles | GAUC, one style | epochs | s / fit |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in res["rows"].items():
+        pooling, feat = name.split(" | ")
+        lines.append(f"| {pooling} | {feat} | {_pm(r['auc'])} | **{_pm(r['gauc'])}** | {_pm(r['gauc_mixed_styles'])} | "
+                     f"{_pm(r['gauc_one_style'])} | {_pm(r['epoch'], 1)} | {_pm(r['seconds'], 1)} |")  # fmt: skip
+    t = res["true_utility"]
+    lines += [f"| the shop's true utility (ceiling) | | {t['auc']:.4f} | {t['gauc']:.4f} | {t['gauc_mixed_styles']:.4f} | "
+              f"{t['gauc_one_style']:.4f} | | |", ""]  # fmt: skip
+    # seeds pair up (same data, same seed): the per-seed gaps are what the comparison rests on
+    (sum_, raw, mean, soft), feats = list(DIN_POOLINGS), list(DIN_FEATURES)
+    for feat in feats:
+        gaps = []
+        for a, b in ((raw, sum_), (soft, mean)):
+            for key, who in (("gauc", "all"), ("gauc_mixed_styles", "needs of several styles")):
+                d = np.subtract(res["rows"][f"{a} | {feat}"][key]["values"], res["rows"][f"{b} | {feat}"][key]["values"])
+                gaps.append(f"{a.split(' (')[0]} minus {b.split(' (')[0]}, {who}: {d.mean():+.4f} ({', '.join(f'{x:+.4f}' for x in d)})")
+        lines += [f"GAUC gaps per seed, {feat}: " + "; ".join(gaps) + ".", ""]
+    return lines
+
+
 # published / peer numbers: (HR@10, NDCG@10) or (RMSE, MAE), the source, and our row they face
 PUBLISHED = {
     "mf_ml100k": [
@@ -677,6 +766,8 @@ def render(results: dict[str, Any], dev: str) -> str:
         lines += _als_section(results["als_ml100k"], results)
     if "rows" in results.get("als_large_shop", {}):
         lines += _large_shop_section(results["als_large_shop"])
+    if "rows" in results.get("din_shop", {}):
+        lines += _din_section(results["din_shop"])
     for key, title in (("seq_lastfm", "Sequential recommendation on LastFM (S3-Rec's data)"),
                        ("seq_beauty", "Sequential recommendation on Amazon Beauty (S3-Rec's data)"),
                        ("seq_sports", "Sequential recommendation on Amazon Sports (S3-Rec's data)"),
@@ -765,7 +856,7 @@ def _large_shop_section(res: dict[str, Any]) -> list[str]:
 
 EXPERIMENTS = {"mf_ml100k": mf_ml100k, "ncf_ml100k": ncf_ml100k, "full_ranking_ml100k": full_ranking_ml100k, "ncf_ml1m": ncf_ml1m,
                "als_ml100k": als_ml100k, "als_large_shop": als_large_shop,
-               "seq_lastfm": seq_lastfm, "seq_beauty": seq_beauty, "seq_sports": seq_sports, "seq_games": seq_games}  # fmt: skip
+               "din_shop": din_shop, "seq_lastfm": seq_lastfm, "seq_beauty": seq_beauty, "seq_sports": seq_sports, "seq_games": seq_games}  # fmt: skip
 # run only when named (--only) or with --heavy: hours on a 2-core CPU, minutes on a GPU
 HEAVY = {
     "als_large_shop": "about 20 minutes on the 2-core CPU (the large shop generated, cleaned, ALS and MF trained, 100,000 "

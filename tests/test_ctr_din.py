@@ -7,7 +7,7 @@ import pytest
 
 from recsys_tf.data.impressions import Behaviours, ctr_samples
 from recsys_tf.errors import DataError
-from recsys_tf.metrics import gauc, grouped_auc, roc_auc
+from recsys_tf.metrics import gauc, gauc_by_segment, grouped_auc, roc_auc
 from recsys_tf.models.ctr import DIN
 
 
@@ -16,6 +16,12 @@ def test_auc_and_gauc_by_hand():
     assert roc_auc(np.array([1, 0, 1, 0]), np.array([0.9, 0.1, 0.5, 0.5])) == pytest.approx(0.875)
     # user 1 ranks perfectly (AUC 1, 2 rows), user 2 backwards (AUC 0, 2 rows), user 3 has one class: left out
     assert gauc(np.array([1, 1, 2, 2, 3]), np.array([1, 0, 0, 1, 1]), np.array([0.9, 0.1, 0.8, 0.2, 0.5])) == pytest.approx(0.5)
+    # by segment: users 1 and 2 in "a" (AUC 1 and 0, 2 rows each) -> 0.5; user 4 in "b" ranks 1 of its 2 pairs right
+    seg = gauc_by_segment(np.array([1, 1, 2, 2, 4, 4, 4]), np.array([1, 0, 0, 1, 1, 0, 0]), np.array([0.9, 0.1, 0.8, 0.2, 0.5, 0.6, 0.1]),
+                          {1: "a", 2: "a", 4: "b", 5: "c"})  # fmt: skip
+    assert seg["a"] == pytest.approx(0.5) and seg["b"] == pytest.approx(0.5) and np.isnan(seg["c"])
+    with pytest.raises(ValueError, match="no segment"):
+        gauc_by_segment(np.array([1, 9]), np.array([1, 0]), np.array([0.2, 0.1]), {1: "a"})
     per = grouped_auc(np.array([1, 1, 1]), np.array([1, 1, 1]), np.array([0.1, 0.2, 0.3]))
     assert np.isnan(per.auc.iloc[0])
     with pytest.raises(ValueError, match="0 or 1"):

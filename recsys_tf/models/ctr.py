@@ -8,15 +8,16 @@ the same for every candidate. DIN weighs each past click by its relevance *to th
 
     u(v) = sum_j a(e_j, v) e_j,    a(e_j, v) = MLP([e_j, v, e_j - v, e_j * v])
 
-(no softmax, as in the paper: the weights keep the intensity of the interest). A tent as
-candidate lights up the shopper's past clicks on camping gear, a lamp their home clicks. Then
-``logit = MLP([u(v), v, u(v) * v])``.
+(no softmax, as in the paper: the weights keep the intensity of the interest; they start near 1,
+that is from the base model). A tent as candidate lights up the shopper's past clicks on camping
+gear, a lamp their home clicks. Then ``logit = MLP([u(v), v, u(v) * v])``.
 
 ``pooling=``: ``"attention"`` (the paper's text, above), ``"softmax"`` (the authors' released code,
 zhougr1993/DeepInterestNetwork: ``a`` scaled by ``1/sqrt(dim of e_j)`` and normalised by a softmax
-over the clicks), ``"sum"`` (the paper's base model) and ``"mean"`` (the base model of that code). ``activation="dice"`` uses the paper's Dice,
-``f(s) = p(s) s + (1 - p(s)) alpha s`` with ``p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps))`` over
-the batch; ``"prelu"`` its predecessor. Evaluation: AUC and the per-user GAUC.
+over the clicks), ``"sum"`` (the paper's base model) and ``"mean"`` (the base model of that code).
+``activation="dice"`` uses the paper's Dice, ``f(s) = p(s) s + (1 - p(s)) alpha s`` with
+``p(s) = sigmoid((s - E[s]) / sqrt(Var[s] + eps))`` over the batch; ``"prelu"`` its predecessor.
+Evaluation: AUC and the per-user GAUC.
 """
 
 from __future__ import annotations

@@ -206,3 +206,14 @@ def test_the_din_section_gives_every_pooling_the_ceiling_and_the_per_seed_gaps()
     # DIN (raw) minus sum: +0.01 then 0.00; softmax minus mean: +0.005 then +0.01
     assert "DIN, raw weights minus sum pooling, all: +0.0050 (+0.0100, +0.0000)" in page
     assert "DIN, softmax minus mean pooling, all: +0.0075 (+0.0050, +0.0100)" in page
+
+
+def test_stopped_runs_of_different_models_keep_their_seeds_apart(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    ce, pop, every = (reproduce._partial_path("beauty", w) for w in ("SASRec (full", "PopRec", None))
+    assert len({ce, pop, every}) == 3 and ce.name == "seq_beauty.sasrec-full.partial.json" and every.name == "seq_beauty.partial.json"
+    rows = {"SASRec (full cross-entropy)": {"hr_full": 0.06, "ndcg_full": 0.03, "hr_sampled": 0.5, "ndcg_sampled": 0.3}}
+    ce.write_text(json.dumps({"key": {"dataset": "beauty", "which": "SASRec (full"}, "runs": {"0": rows}}))
+    found = reproduce._partial_run("seq_beauty")
+    assert found["partial"] and found["which"] == "SASRec (full" and found["seeds"] == [0]
+    assert reproduce._partial_run("seq_games") is None

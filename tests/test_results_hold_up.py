@@ -217,3 +217,19 @@ def test_stopped_runs_of_different_models_keep_their_seeds_apart(tmp_path, monke
     found = reproduce._partial_run("seq_beauty")
     assert found["partial"] and found["which"] == "SASRec (full" and found["seeds"] == [0]
     assert reproduce._partial_run("seq_games") is None
+
+
+def test_a_stopped_run_of_other_models_joins_the_finished_table_marked(tmp_path, monkeypatch):
+    def row(hr):
+        return {"hr_full": hr, "ndcg_full": hr / 2, "hr_sampled": 0.5, "ndcg_sampled": 0.34, "device": "CPU"}
+
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    done = {"protocol": "loo", "data": "beauty", "dataset": "beauty", "seeds": [0, 1, 2],
+            "rows": reproduce.over_seeds([{"PopRec": row(0.01), "SASRec (BCE, 1 negative: the paper's loss)": row(0.057)}] * 3)}  # fmt: skip
+    ce = {"PopRec": row(0.01), "SASRec (full cross-entropy)": row(0.0872)}
+    reproduce._partial_path("beauty", "SASRec (full").write_text(json.dumps(
+        {"key": {"which": "SASRec (full"}, "runs": {"0": ce}, "result": {**done, "seeds": [0], "rows": reproduce.over_seeds([ce])}}))  # fmt: skip
+    section = reproduce.render({"seq_beauty": done}, "CPU").split("## Sequential recommendation on Amazon Beauty")[1].split("## ")[0]
+    assert "| SASRec (full cross-entropy) (partly run: seeds [0]) | 0.0605 / 0.0318 | **0.0872 ± 0.0000" in section
+    assert "beats it: yes, all 4" in section and section.count("| PopRec |") == 1  # 0.0872 > 0.0605, 0.0436 > 0.0318, ...
+    assert "--models 'SASRec (full'` resumes" in section and "SASRec (full cross-entropy)," not in section.split("Not run yet")[1]

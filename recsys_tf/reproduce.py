@@ -559,8 +559,7 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
                                              "epoch": best, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['gauc']:.4f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
-    util = shop.true_utility(np.sort(test.user_id.unique()), np.sort(shop.catalog.item_id.unique()))
-    truth = util[np.searchsorted(np.sort(test.user_id.unique()), users), np.searchsorted(np.sort(shop.catalog.item_id.unique()), test.item_id)]
+    truth = shop.pair_utility(users, test.item_id.to_numpy())
     return {"data": f"simulated shop 'small', seed 0: {len(samples):,} impressions ({len(train):,} training, {len(test):,} test), "
                     f"click-through rate {samples.label.mean():.1%}; {mixed.mean():.0%} of shoppers have needs of different styles",
             "protocol": "the latest 20% of impressions are the test set; the number of epochs (at most "

@@ -66,6 +66,10 @@ def test_users_have_several_needs_and_truth_is_kept(shop_small):
     ideal = shop_small.ideal_ranking([0, 1, 2], k=5)
     top_util = shop_small.true_utility([0], ideal[0])[0]
     assert (np.diff(top_util) <= 1e-6).all() and top_util[0] == pytest.approx(util[0].max())
+    # per (user, item) pair, in the pairs' order, repeats included
+    items = shop_small.catalog["item_id"].to_numpy()
+    pairs = shop_small.pair_utility([2, 0, 2], [items[5], items[7], items[5]])
+    assert np.allclose(pairs, [util[2, 5], util[0, 7], util[2, 5]])
 
 
 def test_true_utility_rewards_a_users_need(shop_small):

@@ -99,6 +99,13 @@ class Shop:
         util = _need_utility(self._need_arrays, self._clean_catalog, items, users)
         return util.max(axis=1)
 
+    def pair_utility(self, user_ids: np.ndarray | list[int], item_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Ground-truth utility of each (user, item) pair, e.g. of logged impressions: a ceiling for
+        any model that scores them."""
+        users, u_pos = np.unique(np.asarray(user_ids), return_inverse=True)
+        items, i_pos = np.unique(np.asarray(item_ids), return_inverse=True)
+        return self.true_utility(users, items)[u_pos, i_pos]
+
     def ideal_ranking(self, user_ids: np.ndarray | list[int], k: int = 10) -> np.ndarray:
         """The top-``k`` item ids per user by true utility (the oracle recommender)."""
         util = self.true_utility(user_ids)

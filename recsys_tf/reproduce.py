@@ -31,6 +31,7 @@ Surprise runs on the same folds when its own environment exists (``make peers``)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import time
@@ -515,10 +516,12 @@ def seq_games(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict
 DIN_POOLINGS = {"sum pooling (the paper's base)": "sum", "DIN, raw weights (the paper)": "attention",
                 "mean pooling (the authors' code's base)": "mean", "DIN, softmax (the authors' code)": "softmax"}  # fmt: skip
 DIN_FEATURES = {"id, category, brand, price level": None, "+ style, colour": ("category", "brand", "price_tier", "style", "colour")}
+DIN_ACTIVATIONS = {"Dice": "dice", "PReLU": "prelu"}
 
 
 def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, Any]:
-    """Every pooling of :data:`DIN_POOLINGS` with each feature set of :data:`DIN_FEATURES` on the small shop.
+    """Every pooling of :data:`DIN_POOLINGS` with each feature set of :data:`DIN_FEATURES` and each activation of
+    :data:`DIN_ACTIVATIONS` on the small shop.
 
     The latest 20% of impressions are the test set; the latest 12.5% of the rest choose the number of
     epochs (validation GAUC), after which the model is trained again on all training impressions.
@@ -530,7 +533,7 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
     from recsys_tf.metrics import gauc, gauc_by_segment, roc_auc
     from recsys_tf.models.ctr import DIN
 
-    seeds = seeds[:3]  # 8 models, each trained twice: three seeds keep it to ~20 min on 2 cores
+    seeds = seeds[:3]  # 16 models, each trained twice: three seeds keep it to ~20 min on 2 cores
     shop = make_shop("small", seed=0)
     events, _ = clean_events(shop.events, shop.catalog)
     samples, clicks = ctr_samples(events), events[events.event == "click"]
@@ -546,16 +549,16 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
     runs = []
     for seed in seeds:
         rows = {}
-        for feat, attrs in DIN_FEATURES.items():
+        for (feat, attrs), (act, activation) in itertools.product(DIN_FEATURES.items(), DIN_ACTIVATIONS.items()):
             for label, pooling in DIN_POOLINGS.items():
-                kw = dict(pooling=pooling, seed=seed, verbose=False, attributes=attrs or ATTRIBUTES)
+                kw = dict(pooling=pooling, activation=activation, seed=seed, verbose=False, attributes=attrs or ATTRIBUTES)
                 start = time.perf_counter()
                 probe = DIN(epochs=max_epochs, **kw).fit(inner, clicks, shop.catalog, val=val)
                 best = int(np.argmax([h["val_gauc"] for h in probe.history_])) + 1
                 model = DIN(epochs=best, **kw).fit(train, clicks, shop.catalog)
                 scores = model.predict(test)
                 m = model.evaluate(test)
-                rows[f"{label} | {feat}"] = {"auc": m["auc"], "gauc": m["gauc"], "logloss": m["logloss"], **split_gauc(scores),
+                rows[f"{label} | {feat} | {act}"] = {"auc": m["auc"], "gauc": m["gauc"], "logloss": m["logloss"], **split_gauc(scores),
                                              "epoch": best, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['gauc']:.4f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
@@ -572,25 +575,25 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
 def _din_section(res: dict[str, Any]) -> list[str]:
     lines = ["## DIN against sum pooling (simulated shop, click-through)", "",
              f"Data: {res['data']}. Protocol: {res['protocol']}; seeds {res['seeds']}. Same embeddings (dim 12), attention "
-             "MLP (36, Dice) and final MLP (80-40, Dice) for every row; only the pooling and the item features differ.", "",
-             "| pooling | item features | AUC | GAUC | GAUC, shoppers with needs of several styles | GAUC, one style | epochs | s / fit |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "MLP (36) and final MLP (80-40) for every row; only the pooling, the item features and the activation differ.", "",
+             "| pooling | item features | activation | AUC | GAUC | GAUC, shoppers with needs of several styles | GAUC, one style | epochs | s / fit |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in res["rows"].items():
-        pooling, feat = name.split(" | ")
-        lines.append(f"| {pooling} | {feat} | {_pm(r['auc'])} | **{_pm(r['gauc'])}** | {_pm(r['gauc_mixed_styles'])} | "
+        pooling, feat, act = name.split(" | ")
+        lines.append(f"| {pooling} | {feat} | {act} | {_pm(r['auc'])} | **{_pm(r['gauc'])}** | {_pm(r['gauc_mixed_styles'])} | "
                      f"{_pm(r['gauc_one_style'])} | {_pm(r['epoch'], 1)} | {_pm(r['seconds'], 1)} |")  # fmt: skip
     t = res["true_utility"]
-    lines += [f"| the shop's true utility (ceiling) | | {t['auc']:.4f} | {t['gauc']:.4f} | {t['gauc_mixed_styles']:.4f} | "
+    lines += [f"| the shop's true utility (ceiling) | | | {t['auc']:.4f} | {t['gauc']:.4f} | {t['gauc_mixed_styles']:.4f} | "
               f"{t['gauc_one_style']:.4f} | | |", ""]  # fmt: skip
     # seeds pair up (same data, same seed): the per-seed gaps are what the comparison rests on
-    (sum_, raw, mean, soft), feats = list(DIN_POOLINGS), list(DIN_FEATURES)
-    for feat in feats:
+    sum_, raw, mean, soft = DIN_POOLINGS
+    for feat, act in itertools.product(DIN_FEATURES, DIN_ACTIVATIONS):
         gaps = []
         for a, b in ((raw, sum_), (soft, mean)):
             for key, who in (("gauc", "all"), ("gauc_mixed_styles", "needs of several styles")):
-                d = np.subtract(res["rows"][f"{a} | {feat}"][key]["values"], res["rows"][f"{b} | {feat}"][key]["values"])
+                d = np.subtract(res["rows"][f"{a} | {feat} | {act}"][key]["values"], res["rows"][f"{b} | {feat} | {act}"][key]["values"])
                 gaps.append(f"{a.split(' (')[0]} minus {b.split(' (')[0]}, {who}: {d.mean():+.4f} ({', '.join(f'{x:+.4f}' for x in d)})")
-        lines += [f"GAUC gaps per seed, {feat}: " + "; ".join(gaps) + ".", ""]
+        lines += [f"GAUC gaps per seed, {feat}, {act}: " + "; ".join(gaps) + ".", ""]
     return lines
 
 

@@ -242,8 +242,8 @@ def gauc_by_segment(users: np.ndarray, labels: np.ndarray, scores: np.ndarray, s
         raise ValueError(f"{int(unknown.sum())} user(s) have no segment, e.g. {np.unique(users)[unknown][:5].tolist()}.")
     per = grouped_auc(users, labels, scores).dropna(subset=["auc"])
     seg = segments.reindex(per.index)
-    return {str(name): float((per.auc[seg == name] * per.n[seg == name]).sum() / per.n[seg == name].sum())
-            if (seg == name).any() else float("nan") for name in pd.unique(segments)}  # fmt: skip
+    weighted = (per.auc * per.n).groupby(seg).sum() / per.n.groupby(seg).sum()
+    return {str(name): float(weighted.get(name, np.nan)) for name in pd.unique(segments)}
 
 
 def catalog_coverage(ranked: np.ndarray, n_items: int) -> float:

@@ -113,6 +113,14 @@ def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int
 POOLINGS = ("attention", "softmax", "sum", "mean")
 
 
+def ctr_metrics(samples: pd.DataFrame, p: np.ndarray) -> dict[str, float]:
+    """AUC, GAUC and log loss of click probabilities ``p`` for the impressions ``samples`` (``user_id``, ``label``)."""
+    y = samples["label"].to_numpy(np.float64)
+    eps = 1e-7
+    logloss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
+    return {"auc": roc_auc(y, p), "gauc": gauc(samples[USER].to_numpy(), y, p), "logloss": logloss, "n": len(y)}
+
+
 class DIN:
     """Deep Interest Network for click-through prediction on impressions (see the module docstring).
 
@@ -229,11 +237,7 @@ class DIN:
 
     def evaluate(self, samples: pd.DataFrame) -> dict[str, float]:
         """AUC, GAUC (per-user AUC weighted by impressions) and log loss on ``samples``."""
-        p = self.predict(samples)
-        y = samples["label"].to_numpy(np.float64)
-        eps = 1e-7
-        logloss = float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))
-        return {"auc": roc_auc(y, p), "gauc": gauc(samples[USER].to_numpy(), y, p), "logloss": logloss, "n": len(y)}
+        return ctr_metrics(samples, self.predict(samples))
 
     def attention(self, user_id, candidates, at_time: int) -> tuple[np.ndarray, np.ndarray]:
         """The shopper's past clicks before ``at_time`` (raw ids, oldest first) and DIN's weight of

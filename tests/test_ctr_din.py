@@ -119,6 +119,8 @@ def test_sum_pooling_base_and_bad_input():
         DIN(epochs=1, verbose=False).fit(samples, clicks, items.drop(columns="price_tier"))
     with pytest.raises(ValueError, match="pooling"):
         DIN(pooling="max")
+    with pytest.raises(ValueError, match="attention_activation one of"):
+        DIN(attention_activation="relu")
 
 
 def test_dice_follows_its_formula():
@@ -134,18 +136,48 @@ def test_dice_follows_its_formula():
     assert np.allclose(keras.ops.convert_to_numpy(dice(s, training=True)), want, atol=1e-5)
 
 
-def test_din_describes_items_by_the_chosen_attributes_and_keeps_them_through_save(tmp_path):
+def test_dice_in_the_attention_unit_takes_its_batch_statistics_over_clicks_not_padding():
+    from recsys_tf.models.ctr import _build
+
+    net = _build([5, 2, 2, 2], maxlen=4, dim=2, attention_units=(4,), mlp=(3,), activation="dice", pooling="attention", seed=0,
+                 attention_activation="dice")
+    # two impressions: 2 and 3 past clicks, left-padded with code 0
+    x = np.zeros((2, 5, 4), "int32")
+    x[:, 0] = [[1, 1, 1, 1], [2, 2, 1, 2]]
+    x[0, 3:] = [[3, 1, 2, 1], [4, 2, 2, 2]]
+    x[1, 2:] = [[5, 2, 1, 1], [1, 1, 1, 1], [2, 2, 1, 2]]
+
+    def weights():
+        e, v = net.describe(x[:, 1:]), net.describe(x[:, 0])
+        keep = keras.ops.cast(keras.ops.not_equal(x[:, 1:, 0], 0), "float32")
+        return keras.ops.convert_to_numpy(net.weights_of(e, v, keep, training=True))
+
+    before = weights()
+    for table in net.tables:  # move the padding's embeddings far away: the clicks' weights must not notice
+        emb = keras.ops.convert_to_numpy(table.embeddings).copy()
+        emb[0] += 50.0
+        table.embeddings.assign(emb)
+    after = weights()
+    real = x[:, 1:, 0] != 0
+    assert np.allclose(before[real], after[real], atol=1e-5) and np.all(after[~real] == 0)
+
+
+def test_din_keeps_its_attributes_and_attention_activation_through_save(tmp_path):
     items, clicks, samples, _ = _two_need_shop(n_users=40)
     items = items.assign(style=np.where(items.item_id % 2 == 0, "classic", "sporty"))
-    model = DIN(maxlen=4, dim=4, epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items)
+    model = DIN(maxlen=4, dim=4, epochs=1, verbose=False, attributes=("category", "style"), attention_activation="sigmoid")
+    model.fit(samples, clicks, items)
     assert model.item_codes_.shape == (30, 3) and model.vocab_["style"] == ["classic", "sporty"]
     assert len(model.net_.tables) == 3  # id, category, style: one embedding table each
     model.save(tmp_path / "din")
     again = DIN.load(tmp_path / "din")
-    assert again.attributes == ("category", "style")
+    assert again.attributes == ("category", "style") and again.attention_activation == "sigmoid"
     assert np.allclose(again.predict(samples), model.predict(samples), atol=1e-6)
     with pytest.raises(DataError, match=r"\['style'\].*attributes="):
         DIN(epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items.drop(columns="style"))
+    items.loc[items.item_id < 3, "style"] = None  # missing: a value of its own, not dropped, not "nan"
+    model = DIN(maxlen=4, dim=4, epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items)
+    assert model.vocab_["style"] == ["?", "classic", "sporty"] and (model.item_codes_[:3, 2] == 1).all()
 
 
 def test_pooling_weights_sum_mean_and_the_authors_softmax():

@@ -74,7 +74,7 @@ CHECKS = {
     "12_attention_ranking_din": {
         "ctr_table": lambda v: {"sum pooling (base)", "DIN, Dice", "DIN, PReLU", "DIN, softmax (authors' code)"} <= set(v)
         and all(0 <= r["auc"] <= 1 for r in v.values()),
-        "gauc_by_style": lambda v: len(v) == 5 and all(set(r) == {"needs of one style", "needs of several styles"} for r in v.values()),
+        "gauc_by_style": lambda v: len(v) == 6 and all(set(r) == {"needs of one style", "needs of several styles"} for r in v.values()),
         "din_gauc_minus_sum": _between(-1, 1), "same_category_weight_lift": lambda v: len(v) == 2,
     },
     "13_deployment": {

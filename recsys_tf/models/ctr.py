@@ -20,8 +20,9 @@ over the clicks), ``"sum"`` (the paper's base model) and ``"mean"`` (the base mo
 ``attention_activation=`` is the attention unit's own: ``"prelu"`` (default), ``"dice"`` (the paper's
 Figure 2 draws PReLU/Dice there; its statistics are taken over the real clicks, not the padding) or
 ``"sigmoid"`` (the authors' code, which puts Dice only in the final MLP). On the simulated shop Dice in
-the attention unit erased DIN's gain over sum pooling (GAUC 0.6418 vs 0.6405, 3 seeds) where PReLU
-there kept it (0.6554), whichever the final MLP used; see ``make reproduce``'s ``din_shop``.
+the attention unit erased DIN's gain over sum pooling (GAUC 0.6418 vs 0.6405, 3 seeds), and so did a
+sigmoid (0.6385), where PReLU there kept it (0.6554), whichever the final MLP used; see ``make reproduce``'s
+``din_shop``.
 Evaluation: AUC and the per-user GAUC.
 """
 

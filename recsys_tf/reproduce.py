@@ -540,7 +540,7 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
     from recsys_tf.metrics import gauc, gauc_by_segment, roc_auc
     from recsys_tf.models.ctr import DIN, ctr_metrics
 
-    seeds = seeds[:3]  # 16 models, each trained twice: three seeds keep it to ~20 min on 2 cores
+    seeds = seeds[:3]  # 20 models, each trained twice: three seeds keep it to ~22 min on 2 cores
     shop = make_shop("small", seed=0)
     events, _ = clean_events(shop.events, shop.catalog)
     samples, clicks = ctr_samples(events), events[events.event == "click"]

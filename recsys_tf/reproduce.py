@@ -954,7 +954,6 @@ def main(argv: list[str] | None = None) -> int:
     from recsys_tf.speed import device_name
 
     dev = device_name()
-    results = {}
     for name, fn in EXPERIMENTS.items():
         path = RAW / f"{name}.json"
         chosen = args.only in name if args.only is not None else (args.heavy or name not in HEAVY)
@@ -970,8 +969,9 @@ def main(argv: list[str] | None = None) -> int:
             if partial and path.exists():
                 res = merge_rows(json.loads(path.read_text()), res)
             atomic_write(path, json.dumps(res, indent=2, default=float))
-        if path.exists():
-            results[name] = json.loads(path.read_text())
+    # read back at the end, not as the loop passes: a run of hours must not put back the rows of an
+    # experiment that another run re-ran meanwhile
+    results = {name: json.loads(p.read_text()) for name in EXPERIMENTS if (p := RAW / f"{name}.json").exists()}
     atomic_write(DOCS / "RESULTS.md", render(results, dev))
     print((DOCS / "RESULTS.md").read_text())
     return 0

@@ -240,3 +240,21 @@ def test_a_stopped_run_of_other_models_joins_the_finished_table_marked(tmp_path,
     assert "| SASRec (full cross-entropy) (partly run: seeds [0]) | 0.0605 / 0.0318 | **0.0872 ± 0.0000" in section
     assert "beats it: yes, all 4" in section and section.count("| PopRec |") == 1  # 0.0872 > 0.0605, 0.0436 > 0.0318, ...
     assert "--models 'SASRec (full'` resumes" in section and "SASRec (full cross-entropy)," not in section.split("Not run yet")[1]
+
+
+def test_a_long_run_renders_the_other_experiments_as_they_are_on_disk_when_it_ends(tmp_path, monkeypatch):
+    raw = tmp_path / "results"
+    raw.mkdir()
+    (raw / "first.json").write_text(json.dumps({"rows": {"old": 1}}))
+
+    def second(seeds):  # meanwhile another run re-runs `first`
+        (raw / "first.json").write_text(json.dumps({"rows": {"new": 2}}))
+        return {"rows": {"mine": 3}}
+
+    rendered = {}
+    monkeypatch.setattr(reproduce, "RAW", raw)
+    monkeypatch.setattr(reproduce, "DOCS", tmp_path)
+    monkeypatch.setattr(reproduce, "EXPERIMENTS", {"first": lambda seeds: {}, "second": second})
+    monkeypatch.setattr(reproduce, "render", lambda results, dev: rendered.update(results) or "page")
+    assert reproduce.main(["--only", "second", "--seeds", "1"]) == 0
+    assert rendered["first"]["rows"] == {"new": 2} and rendered["second"]["rows"] == {"mine": 3}

@@ -366,7 +366,11 @@ def full_ranking_ml100k(seeds: tuple[int, ...] = SEEDS) -> dict[str, Any]:
 
 
 # --- sequential recommendation (S3-Rec's data and protocols) -----------------------------------------
-SEQ_RECIPE = dict(maxlen=50, dim=64, blocks=2, heads=1, dropout=0.2, batch_size=128, learning_rate=1e-3)
+SEQ_RECIPE = dict(maxlen=50, dim=64, blocks=2, heads=1, batch_size=128, learning_rate=1e-3)
+# the two dropouts of the SASRec paper (0.2 on dense MovieLens, 0.5 on the sparse Amazon sets; S3-Rec's code uses 0.5):
+# each model takes the one with the higher validation NDCG@10 on its data set's first seed, then keeps it
+SEQ_DROPOUTS = (0.2, 0.5)
+SEQ_MAX_EPOCHS = 200  # S3-Rec's budget; at 100 the BCE runs on Beauty and Games stopped at the cap
 SEQ_MODELS = {
     "GRU4Rec (cross-entropy)": ("GRU4Rec", {}),
     "SASRec (BCE, 1 negative: the paper's loss)": ("SASRec", {"loss": "bce"}),
@@ -403,13 +407,14 @@ def seq_models(only: str | None = None) -> dict[str, tuple[str, dict[str, Any]]]
     return chosen
 
 
-def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = 100, patience: int = 15,
-                     which: str | None = None) -> dict[str, Any]:  # fmt: skip
+def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), max_epochs: int = SEQ_MAX_EPOCHS,
+                     patience: int = 15, which: str | None = None) -> dict[str, Any]:  # fmt: skip
     """GRU4Rec, SASRec (BCE and full cross-entropy) and BERT4Rec on an S3-Rec data set, both protocols.
     ``which``: only the rows whose label contains this text (PopRec always runs); see :func:`merge_rows`.
 
     Leave-one-out by time; the epoch is chosen on the validation item (early stopping on its
-    full-ranking NDCG@10); the test input is the whole history before the test item (validation
+    full-ranking NDCG@10), and so is the dropout (:data:`SEQ_DROPOUTS`, on the first seed: one model
+    per value, the best kept; ``tuning`` in the result holds each value's validation NDCG@10); the test input is the whole history before the test item (validation
     item included) and those items are masked. Sampled protocol: LastFM with the authors' own 99
     negatives per user, the others with 99 uniform negatives drawn per seed.
     """
@@ -456,16 +461,25 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
                         f"the user has not interacted with, and ranking against {n_neg} negatives ("
                         + ("the authors' own LastFM_sample.txt" if published_negatives else "uniform, drawn per seed") + "); "
                         f"one recipe for every data set ({', '.join(f'{k} {v:g}' for k, v in SEQ_RECIPE.items())}, at most "
-                        f"{max_epochs} epochs), the epoch chosen on validation NDCG@10 (patience {patience}); seeds vary the "
-                        "initialisation, the training negatives and masks",
+                        f"{max_epochs} epochs), the epoch chosen on validation NDCG@10 (patience {patience}), the dropout too "
+                        f"(each model's first seed is trained with each of {', '.join(map(str, SEQ_DROPOUTS))}; the value with "
+                        "the higher validation NDCG@10 is kept for every seed); seeds vary the initialisation, the training "
+                        "negatives and masks",
             "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
-            "dataset": name, "seeds": seeds_run, "rows": over_seeds(runs)}  # fmt: skip
+            "dataset": name, "seeds": seeds_run, "rows": over_seeds(runs), "tuning": tuning}  # fmt: skip
+
+    def fit(cls_name: str, extra: dict[str, Any], seed: int, dropout: float):
+        start = time.perf_counter()
+        model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **SEQ_RECIPE, **extra)
+        model.fit(train, ds.items, val=val)
+        return model, time.perf_counter() - start
 
     # a seed's rows are kept as soon as it ends: a run stopped part-way (hours on a CPU) resumes at the next seed
     partial = _partial_path(name, which)
-    key = json.loads(json.dumps({"dataset": name, "which": which, "recipe": SEQ_RECIPE, "max_epochs": max_epochs, "patience": patience}))
-    done = json.loads(partial.read_text()) if partial.exists() else {}
-    done = done.get("runs", {}) if done.get("key") == key else {}
+    key = _seq_key(name, which, max_epochs, patience)
+    saved = json.loads(partial.read_text()) if partial.exists() else {}
+    saved = saved if saved.get("key") == key else {}
+    done, tuning = saved.get("runs", {}), saved.get("tuning", {})
     runs = []
     for seed in seeds:
         if str(seed) in done:
@@ -480,10 +494,16 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             leaky.counts_ = np.bincount(leaky.encoder_.items.transform(inter.item_id), minlength=leaky.n_items).astype(np.float32)
             rows[POPREC_S3REC] = both(leaky, cand)
         for label, (cls_name, extra) in chosen.items():
-            start = time.perf_counter()
-            model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, **SEQ_RECIPE, **extra)
-            model.fit(train, ds.items, val=val)
-            rows[label] = {**both(model, cand), "epoch": model.best_epoch_, "seconds": round(time.perf_counter() - start, 1),
+            if label in tuning:
+                model, seconds = fit(cls_name, extra, seed, tuning[label]["dropout"])
+            else:  # the first seed: one model per dropout; the best on validation is this seed's model
+                fitted = {d: fit(cls_name, extra, seed, d) for d in SEQ_DROPOUTS}
+                scores = {str(d): max(h["val_ndcg@10"] for h in m.history_) for d, (m, _) in fitted.items()}
+                best = max(SEQ_DROPOUTS, key=lambda d: scores[str(d)])
+                tuning[label] = {"dropout": best, "val_ndcg@10": scores, "seed": seed,
+                                 "seconds": round(sum(t for _, t in fitted.values()), 1)}  # fmt: skip
+                model, seconds = fitted[best]
+            rows[label] = {**both(model, cand), "dropout": model.dropout, "epoch": model.best_epoch_, "seconds": round(seconds, 1),
                            "seconds_per_epoch": float(np.median([h["seconds"] for h in model.history_])),
                            "device": device_name(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
@@ -491,7 +511,8 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         done[str(seed)] = rows
         RAW.mkdir(parents=True, exist_ok=True)
         so_far = summary([int(x) for x in done], list(done.values()))
-        atomic_write(partial, json.dumps({"key": key, "runs": done, "result": {**so_far, "of_seeds": list(seeds)}}, indent=1, default=float))
+        atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "result": {**so_far, "of_seeds": list(seeds)}},
+                                         indent=1, default=float))  # fmt: skip
     partial.unlink(missing_ok=True)
     return summary(list(seeds), runs)
 
@@ -707,6 +728,12 @@ def _ranking_section(key: str, res: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _seq_key(name: str, which: str | None, max_epochs: int = SEQ_MAX_EPOCHS, patience: int = 15) -> dict[str, Any]:
+    """What a stopped sequence run must share with a new one to be resumed (as JSON reads it back)."""
+    return json.loads(json.dumps({"dataset": name, "which": which, "recipe": SEQ_RECIPE, "dropouts": SEQ_DROPOUTS,
+                                  "max_epochs": max_epochs, "patience": patience}))  # fmt: skip
+
+
 def _partial_path(name: str, which: str | None) -> Path:
     """Where a sequence run on data set ``name`` keeps its finished seeds: one file per ``--models`` choice,
     so a run of other models neither resumes from nor overwrites a stopped run's seeds."""
@@ -728,14 +755,27 @@ def _partial_run(key: str) -> dict[str, Any] | None:
     res = saved.get("result") or {"protocol": "as in the LastFM section, with negatives drawn uniformly per seed",
                                   "data": f"{'the SASRec paper' if name == 'games' else 'S3-Rec'}'s {name}", "dataset": name,
                                   "seeds": sorted(int(x) for x in runs), "rows": over_seeds(list(runs.values()))}  # fmt: skip
-    return {**res, "partial": True, "which": (saved.get("key") or {}).get("which")}
+    key = saved.get("key") or {}
+    stale = {k: v for k, v in key.items() if k not in ("dataset", "which")} != {
+        k: v for k, v in _seq_key(name, key.get("which")).items() if k not in ("dataset", "which")}  # fmt: skip
+    return {**res, "partial": True, "which": key.get("which"), "stale": stale}
+
+
+def _resumes(part: dict[str, Any]) -> str:
+    return ("runs it again from the first seed with the current recipe (the stopped run used an earlier one)" if part.get("stale")
+            else "resumes at the next seed")  # fmt: skip
+
+
+def _earlier_mark(earlier: list[str], protocol: str) -> str:
+    return f"[earlier recipe {earlier.index(protocol) + 1}]" if len(earlier) > 1 else "[earlier recipe]"
 
 
 def _sequence_section(res: dict[str, Any]) -> list[str]:
     pubs = S3REC.get(res["dataset"], {})
     lines = [f"Protocol: {res['protocol']}. Data: {res['data']}; seeds {res['seeds']}.", "",
-             "| model | published, full ranking | ours, full ranking | published, sampled negatives | ours, sampled negatives | SASRec vs the published: within 5% or better (BCE), beats it (cross-entropy)? | epoch | s / epoch |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| model | published, full ranking | ours, full ranking | published, sampled negatives | ours, sampled negatives | SASRec vs the published: within 5% or better (BCE), beats it (cross-entropy)? | dropout (validation NDCG@10 of each) | epoch | s / epoch |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    earlier = list(dict.fromkeys(r["protocol"] for r in res["rows"].values() if "protocol" in r))
     for name, r in res["rows"].items():
         match = pubs.get(name.split(" (")[0])
         full_pub = f"{_num(match[0][0])} / {_num(match[0][1])}" if match and not np.isnan(match[0][0]) else ""
@@ -750,8 +790,16 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
                        f"{sum(ok.values())} of {len(ok)} ({', '.join(f'{k}: ' + ('yes' if o else 'no') for k, o in ok.items())})")  # fmt: skip
         epoch = _pm(r["epoch"], 1) if "epoch" in r else ""
         per_epoch = _pm(r["seconds_per_epoch"], 2) if "seconds_per_epoch" in r else ""
+        tune = res.get("tuning", {}).get(name)
+        dropout = (f"{tune['dropout']:g} ({', '.join(f'{d}: {v:.4f}' for d, v in tune['val_ndcg@10'].items())})" if tune
+                   else f"{r['dropout']['mean']:g}" if "dropout" in r else "")  # fmt: skip
+        if "protocol" in r:
+            name += f" {_earlier_mark(earlier, r['protocol'])}"
         lines.append(f"| {name} | {full_pub} | **{_pm(r['hr_full'])} / {_pm(r['ndcg_full'])}** | {samp_pub} "
-                     f"| **{_pm(r['hr_sampled'])} / {_pm(r['ndcg_sampled'])}** | {verdict} | {epoch} | {per_epoch} |")  # fmt: skip
+                     f"| **{_pm(r['hr_sampled'])} / {_pm(r['ndcg_sampled'])}** | {verdict} | {dropout} | {epoch} | {per_epoch} |")  # fmt: skip
+    for protocol in earlier:
+        lines += ["", f"Rows marked {_earlier_mark(earlier, protocol)} were trained before the recipe above and stand until "
+                      f"re-run: {protocol}."]  # fmt: skip
     if POPREC_S3REC in res["rows"]:
         lines += ["", "PopRec counts training interactions only. S3-Rec's full-ranking PopRec numbers come out when the counts "
                       "also take in the validation and test items (the second PopRec row; exactly on Beauty and Sports, HR@10 "
@@ -767,11 +815,11 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
     if res.get("partial"):
         which = f" --models '{res['which']}'" if res.get("which") else ""
         lines += ["", f"**Partly run**: seeds {res['seeds']} of 3 have finished (the run stopped; the table is over those seeds). "
-                      f"`python -m recsys_tf.reproduce --only seq_{res['dataset']}{which}` resumes at the next seed."]  # fmt: skip
+                      f"`python -m recsys_tf.reproduce --only seq_{res['dataset']}{which}` {_resumes(res)}."]  # fmt: skip
     if res.get("partly"):
         part = res["partly"]
         lines += ["", f"**Partly run**: {part['which']!r}, seeds {part['seeds']} of 3 (rows marked \"partly run\"); `python -m "
-                      f"recsys_tf.reproduce --only seq_{res['dataset']} --models '{part['which']}'` resumes at the next seed."]  # fmt: skip
+                      f"recsys_tf.reproduce --only seq_{res['dataset']} --models '{part['which']}'` {_resumes(part)}."]  # fmt: skip
     missing = [label for label in SEQ_MODELS if not any(n.startswith(label) for n in res["rows"])]
     if missing:
         lines += ["", f"Not run yet on this data: {', '.join(missing)} (hours each on the 2-core CPU); "
@@ -827,10 +875,12 @@ def render(results: dict[str, Any], dev: str) -> str:
                        ("seq_sports", "Sequential recommendation on Amazon Sports (S3-Rec's data)"),
                        ("seq_games", "SASRec on Amazon Games (the SASRec paper's data, 100 negatives)")):  # fmt: skip
         res, part = results.get(key), _partial_run(key)
-        if res and part and part.get("which") and all(part.get(k) == res.get(k) for k in ("protocol", "data")):
+        if res and part and part.get("which") and part.get("data") == res.get("data"):
             # a stopped run of other models: its finished seeds join the table, marked (hours of work on a CPU)
-            extra = {f"{n} (partly run: seeds {part['seeds']})": r for n, r in part["rows"].items() if not n.startswith("PopRec")}
-            res = {**res, "rows": {**res["rows"], **extra}, "partly": part}
+            extra = {f"{n} (partly run: seeds {part['seeds']})": _with_protocol(r, part["protocol"], res["protocol"])
+                     for n, r in part["rows"].items() if not n.startswith("PopRec")}  # fmt: skip
+            tuning = {f"{n} (partly run: seeds {part['seeds']})": t for n, t in part.get("tuning", {}).items()}
+            res = {**res, "rows": {**res["rows"], **extra}, "tuning": {**res.get("tuning", {}), **tuning}, "partly": part}
         res = res or part or {"skipped": HEAVY.get(key, "not run")}
         lines += [f"## {title}", ""]
         lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", ""]
@@ -921,26 +971,37 @@ HEAVY = {
     "als_large_shop": "about 20 minutes on the 2-core CPU (the large shop generated, cleaned, ALS and MF trained, 100,000 "
                       "shoppers ranked); run `python -m recsys_tf.reproduce --only als_large_shop`",
     "seq_beauty": "hours on the 2-core CPU (22,363 users, 12,101 items; an epoch of SASRec-BCE with its validation ~12 s, "
-                  "until validation stops improving: ~20 min per seed, the cross-entropy models about twice that); run `python -m "
+                  "until validation stops improving: 20-40 min per seed, the first seed twice over for the two dropouts, the "
+                  "cross-entropy models about twice that); run `python -m "
                   "recsys_tf.reproduce --only seq_beauty` (`--models TEXT` for some models, finished seeds are kept; on a GPU: "
                   "`KERAS_BACKEND=jax`)",
     "seq_sports": "too long for the 2-core CPU budget (35,598 users, 18,357 items); run `python -m recsys_tf.reproduce --only seq_sports`",
     "seq_games": "hours on the 2-core CPU (31,013 users, 23,715 items; an epoch of SASRec-BCE with its validation ~20 s, "
-                 "~16 min a seed, the cross-entropy models longer); run `python -m recsys_tf.reproduce --only seq_games` "
+                 "~16-40 min a seed, the first seed twice over for the two dropouts, the cross-entropy models longer); run "
+                 "`python -m recsys_tf.reproduce --only seq_games` "
                  "(`--models TEXT` for some models, finished seeds are kept)",
 }  # fmt: skip
 
 
 def merge_rows(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """A run of some models (``--models``) added to an earlier run: the new rows replace the old
-    ones of the same label, the old rows of other models stay -- only when both runs share protocol,
-    data and seeds (otherwise their numbers could not stand in one table, and the new run stands alone)."""
-    same = all(old.get(k) == new.get(k) for k in ("protocol", "data", "seeds")) and "rows" in old and "rows" in new
+    ones of the same label, the old rows of other models stay -- only when both runs share data and
+    seeds (otherwise their numbers could not stand in one table, and the new run stands alone). Old
+    rows trained with another recipe keep it (``protocol`` in the row), and the table says so."""
+    same = all(old.get(k) == new.get(k) for k in ("data", "seeds")) and "rows" in old and "rows" in new
     if not same:
-        print("[reproduce] the earlier run used another protocol, data or seeds: its rows are not kept", flush=True)
+        print("[reproduce] the earlier run used other data or seeds: its rows are not kept", flush=True)
         return new
     seconds = old.get("seconds", 0) + new.get("seconds", 0)
-    return {**new, "rows": {**old["rows"], **new["rows"]}, "seconds": round(seconds, 1)}
+    rows = {n: _with_protocol(r, old["protocol"], new["protocol"]) for n, r in old["rows"].items()}
+    tuning = {n: t for n, t in old.get("tuning", {}).items() if "protocol" not in rows[n]}
+    return {**new, "rows": {**rows, **new["rows"]}, "tuning": {**tuning, **new.get("tuning", {})}, "seconds": round(seconds, 1)}
+
+
+def _with_protocol(row: dict[str, Any], protocol: str, table_protocol: str) -> dict[str, Any]:
+    """``row`` (trained under ``protocol``) in a table of ``table_protocol``: it carries its own when they differ."""
+    own = row.get("protocol", protocol)
+    return {k: v for k, v in row.items() if k != "protocol"} if own == table_protocol else {**row, "protocol": own}
 
 
 def main(argv: list[str] | None = None) -> int:

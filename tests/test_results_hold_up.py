@@ -184,7 +184,7 @@ def test_a_stopped_sequence_run_shows_its_finished_seeds_and_how_to_resume(tmp_p
     seed_rows = {"PopRec": {"hr_full": 0.015, "ndcg_full": 0.007, "hr_sampled": 0.34, "ndcg_sampled": 0.18},
                  "SASRec (BCE, 1 negative: the paper's loss)": {"hr_full": 0.060, "ndcg_full": 0.031, "hr_sampled": 0.47,
                                                                 "ndcg_sampled": 0.31, "device": "CPU"}}  # fmt: skip
-    key = {"dataset": "beauty", "which": "SASRec (BCE"}
+    key = reproduce._seq_key("beauty", "SASRec (BCE")
     monkeypatch.setattr(reproduce, "RAW", tmp_path)
     (tmp_path / "seq_beauty.partial.json").write_text(json.dumps({"key": key, "runs": {"0": seed_rows}}))
     page = reproduce.render({}, "CPU")
@@ -236,7 +236,7 @@ def test_a_stopped_run_of_other_models_joins_the_finished_table_marked(tmp_path,
             "rows": reproduce.over_seeds([{"PopRec": row(0.01), "SASRec (BCE, 1 negative: the paper's loss)": row(0.057)}] * 3)}  # fmt: skip
     ce = {"PopRec": row(0.01), "SASRec (full cross-entropy)": row(0.0872)}
     reproduce._partial_path("beauty", "SASRec (full").write_text(json.dumps(
-        {"key": {"which": "SASRec (full"}, "runs": {"0": ce}, "result": {**done, "seeds": [0], "rows": reproduce.over_seeds([ce])}}))  # fmt: skip
+        {"key": reproduce._seq_key("beauty", "SASRec (full"), "runs": {"0": ce}, "result": {**done, "seeds": [0], "rows": reproduce.over_seeds([ce])}}))  # fmt: skip
     section = reproduce.render({"seq_beauty": done}, "CPU").split("## Sequential recommendation on Amazon Beauty")[1].split("## ")[0]
     assert "| SASRec (full cross-entropy) (partly run: seeds [0]) | 0.0605 / 0.0318 | **0.0872 ± 0.0000" in section
     assert "beats it: yes, all 4" in section and section.count("| PopRec |") == 1  # 0.0872 > 0.0605, 0.0436 > 0.0318, ...
@@ -259,3 +259,79 @@ def test_a_long_run_renders_the_other_experiments_as_they_are_on_disk_when_it_en
     monkeypatch.setattr(reproduce, "render", lambda results, dev: rendered.update(results) or "page")
     assert reproduce.main(["--only", "second", "--seeds", "1"]) == 0
     assert rendered["first"]["rows"] == {"new": 2} and rendered["second"]["rows"] == {"mine": 3}
+
+
+def _tiny_sequences(n_users=48, n_items=120, seed=0) -> pd.DataFrame:
+    """Each shopper walks item i, i+1, i+2 ... (mod n_items): the next item is learnable."""
+    rng = np.random.default_rng(seed)
+    starts, lengths = rng.integers(0, n_items, n_users), rng.integers(6, 10, n_users)
+    users = np.repeat(np.arange(n_users), lengths)
+    pos = np.arange(len(users)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    items = (np.repeat(starts, lengths) + pos) % n_items + 1
+    return pd.DataFrame({"user_id": users + 1, "item_id": items, "label": 1.0, "timestamp": pos})
+
+
+def test_a_sequence_run_chooses_the_dropout_on_validation_once_and_resumes_with_it(tmp_path, monkeypatch):
+    from recsys_tf import data, models
+    from recsys_tf.data.schema import Dataset
+
+    inter = _tiny_sequences()
+    ds = Dataset("s3rec-sports", inter, pd.DataFrame({"item_id": np.sort(inter.item_id.unique())}),
+                 pd.DataFrame({"user_id": np.sort(inter.user_id.unique())}), time_unit="sequence")  # fmt: skip
+    fits: list[tuple[int, float]] = []
+
+    class Counted(models.SASRec):
+        def fit(self, *args, **kwargs):
+            if len(fits) == stop_at[0]:
+                raise KeyboardInterrupt  # the run is stopped part-way
+            fits.append((self.seed, self.dropout))
+            return super().fit(*args, **kwargs)
+
+    stop_at = [2]
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    monkeypatch.setattr(reproduce, "SEQ_RECIPE", dict(maxlen=8, dim=8, blocks=1, heads=1, batch_size=16, learning_rate=1e-2))
+    monkeypatch.setattr(data, "load_s3rec", lambda name: ds)
+    monkeypatch.setattr(models, "SASRec", Counted)
+    run = lambda: reproduce.sequential_s3rec("sports", seeds=(0, 1), max_epochs=3, which="SASRec (BCE")  # noqa: E731
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert fits == [(0, 0.2), (0, 0.5)]  # seed 0 tried both; seed 1 was stopped before it trained
+    saved = json.loads(reproduce._partial_path("sports", "SASRec (BCE").read_text())
+    tune = saved["tuning"]["SASRec (BCE, 1 negative: the paper's loss)"]
+    assert set(tune["val_ndcg@10"]) == {"0.2", "0.5"} and tune["seed"] == 0
+    chosen = max((0.2, 0.5), key=lambda d: tune["val_ndcg@10"][str(d)])
+    assert tune["dropout"] == chosen and saved["runs"]["0"]["SASRec (BCE, 1 negative: the paper's loss)"]["dropout"] == chosen
+
+    stop_at[0] = -1
+    res = run()  # resumes: seed 0 is read back, seed 1 trains once, with the chosen dropout
+    assert fits[2:] == [(1, chosen)] and res["tuning"]["SASRec (BCE, 1 negative: the paper's loss)"] == tune
+    row = res["rows"]["SASRec (BCE, 1 negative: the paper's loss)"]
+    assert row["dropout"]["values"] == [chosen, chosen] and not reproduce._partial_path("sports", "SASRec (BCE").exists()
+    assert "the dropout too (each model's first seed is trained with each of 0.2, 0.5" in res["protocol"]
+    line = next(x for x in reproduce._sequence_section(res) if x.startswith("| SASRec (BCE"))
+    assert f"| {chosen:g} (0.2: {tune['val_ndcg@10']['0.2']:.4f}, 0.5: {tune['val_ndcg@10']['0.5']:.4f}) |" in line
+
+
+def test_rows_of_an_earlier_recipe_stay_in_the_table_marked_with_their_recipe(tmp_path, monkeypatch):
+    s = lambda m: {"mean": m, "sd": 0.0, "values": [m]}  # noqa: E731
+    row = lambda m: {"hr_full": s(m), "ndcg_full": s(m / 2), "hr_sampled": s(0.5), "ndcg_sampled": s(0.3)}  # noqa: E731
+    base = {"data": "Beauty", "dataset": "beauty", "seeds": [0, 1, 2], "seconds": 60.0}
+    old = {**base, "protocol": "dropout 0.2, at most 100 epochs", "rows": {"PopRec": row(0.01), "SASRec (full cross-entropy)": row(0.087)}}
+    bce = "SASRec (BCE, 1 negative: the paper's loss)"
+    tune = {bce: {"dropout": 0.5, "val_ndcg@10": {"0.2": 0.031, "0.5": 0.039}, "seed": 0}}
+    new = {**base, "protocol": "dropout chosen on validation", "rows": {"PopRec": row(0.01), bce: row(0.062)}, "tuning": tune}
+    merged = reproduce.merge_rows(old, new)
+    assert merged["rows"]["SASRec (full cross-entropy)"]["protocol"] == "dropout 0.2, at most 100 epochs"
+    assert "protocol" not in merged["rows"]["PopRec"] and merged["tuning"] == tune
+    again = reproduce.merge_rows(merged, {**new, "rows": {bce: row(0.063)}})  # a third run keeps the row's own recipe
+    assert again["rows"]["SASRec (full cross-entropy)"]["protocol"] == "dropout 0.2, at most 100 epochs"
+    page = "\n".join(reproduce._sequence_section(merged))
+    assert "| SASRec (full cross-entropy) [earlier recipe] |" in page and "| 0.5 (0.2: 0.0310, 0.5: 0.0390) |" in page
+    assert "Rows marked [earlier recipe] were trained before the recipe above and stand until re-run: dropout 0.2, at most 100 epochs." in page
+    # a stopped run of the earlier recipe is not resumed by the current one, and the page says so
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    stale = {**reproduce._seq_key("beauty", "SASRec (BCE"), "max_epochs": 100}
+    reproduce._partial_path("beauty", "SASRec (BCE").write_text(json.dumps({"key": stale, "runs": {"0": {"PopRec": {
+        "hr_full": 0.01, "ndcg_full": 0.005, "hr_sampled": 0.3, "ndcg_sampled": 0.15}}}}))  # fmt: skip
+    assert reproduce._partial_run("seq_beauty")["stale"]
+    assert "runs it again from the first seed with the current recipe" in reproduce.render({}, "CPU")

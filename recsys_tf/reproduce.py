@@ -766,8 +766,8 @@ def _resumes(part: dict[str, Any]) -> str:
             else "resumes at the next seed")  # fmt: skip
 
 
-def _earlier_mark(earlier: list[str], protocol: str) -> str:
-    return f"[earlier recipe {earlier.index(protocol) + 1}]" if len(earlier) > 1 else "[earlier recipe]"
+def _other_mark(others: list[str], protocol: str) -> str:
+    return f"[other recipe {others.index(protocol) + 1}]" if len(others) > 1 else "[other recipe]"
 
 
 def _sequence_section(res: dict[str, Any]) -> list[str]:
@@ -775,7 +775,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
     lines = [f"Protocol: {res['protocol']}. Data: {res['data']}; seeds {res['seeds']}.", "",
              "| model | published, full ranking | ours, full ranking | published, sampled negatives | ours, sampled negatives | SASRec vs the published: within 5% or better (BCE), beats it (cross-entropy)? | dropout (validation NDCG@10 of each) | epoch | s / epoch |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    earlier = list(dict.fromkeys(r["protocol"] for r in res["rows"].values() if "protocol" in r))
+    others = list(dict.fromkeys(r["protocol"] for r in res["rows"].values() if "protocol" in r))
     for name, r in res["rows"].items():
         match = pubs.get(name.split(" (")[0])
         full_pub = f"{_num(match[0][0])} / {_num(match[0][1])}" if match and not np.isnan(match[0][0]) else ""
@@ -794,12 +794,12 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
         dropout = (f"{tune['dropout']:g} ({', '.join(f'{d}: {v:.4f}' for d, v in tune['val_ndcg@10'].items())})" if tune
                    else f"{r['dropout']['mean']:g}" if "dropout" in r else "")  # fmt: skip
         if "protocol" in r:
-            name += f" {_earlier_mark(earlier, r['protocol'])}"
+            name += f" {_other_mark(others, r['protocol'])}"
         lines.append(f"| {name} | {full_pub} | **{_pm(r['hr_full'])} / {_pm(r['ndcg_full'])}** | {samp_pub} "
                      f"| **{_pm(r['hr_sampled'])} / {_pm(r['ndcg_sampled'])}** | {verdict} | {dropout} | {epoch} | {per_epoch} |")  # fmt: skip
-    for protocol in earlier:
-        lines += ["", f"Rows marked {_earlier_mark(earlier, protocol)} were trained before the recipe above and stand until "
-                      f"re-run: {protocol}."]  # fmt: skip
+    for protocol in others:
+        lines += ["", f"Rows marked {_other_mark(others, protocol)} were trained with another recipe than the one above "
+                      f"(they stand until re-run with it): {protocol}."]  # fmt: skip
     if POPREC_S3REC in res["rows"]:
         lines += ["", "PopRec counts training interactions only. S3-Rec's full-ranking PopRec numbers come out when the counts "
                       "also take in the validation and test items (the second PopRec row; exactly on Beauty and Sports, HR@10 "
@@ -1010,7 +1010,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--heavy", action="store_true", help="also run the experiments too long for a 2-core CPU")
     ap.add_argument("--seeds", type=int, default=len(SEEDS), help=f"seeds per row (default {len(SEEDS)}; fewer for a quick look)")
     ap.add_argument("--models", help="sequence experiments: run only the models whose label contains this text (e.g. 'SASRec (BCE'; 'PopRec': the popularity rows only); "
-                                     "their rows replace those of an earlier run of the same protocol and seeds, the others stay")
+                                     "their rows replace those of an earlier run on the same data and seeds; the others stay (marked when trained with another recipe)")
     args = ap.parse_args(argv)
     RAW.mkdir(parents=True, exist_ok=True)
     from recsys_tf.speed import device_name

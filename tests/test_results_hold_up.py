@@ -312,7 +312,7 @@ def test_a_sequence_run_chooses_the_dropout_on_validation_once_and_resumes_with_
     assert f"| {chosen:g} (0.2: {tune['val_ndcg@10']['0.2']:.4f}, 0.5: {tune['val_ndcg@10']['0.5']:.4f}) |" in line
 
 
-def test_rows_of_an_earlier_recipe_stay_in_the_table_marked_with_their_recipe(tmp_path, monkeypatch):
+def test_rows_of_another_recipe_stay_in_the_table_marked_with_their_recipe(tmp_path, monkeypatch):
     s = lambda m: {"mean": m, "sd": 0.0, "values": [m]}  # noqa: E731
     row = lambda m: {"hr_full": s(m), "ndcg_full": s(m / 2), "hr_sampled": s(0.5), "ndcg_sampled": s(0.3)}  # noqa: E731
     base = {"data": "Beauty", "dataset": "beauty", "seeds": [0, 1, 2], "seconds": 60.0}
@@ -326,8 +326,9 @@ def test_rows_of_an_earlier_recipe_stay_in_the_table_marked_with_their_recipe(tm
     again = reproduce.merge_rows(merged, {**new, "rows": {bce: row(0.063)}})  # a third run keeps the row's own recipe
     assert again["rows"]["SASRec (full cross-entropy)"]["protocol"] == "dropout 0.2, at most 100 epochs"
     page = "\n".join(reproduce._sequence_section(merged))
-    assert "| SASRec (full cross-entropy) [earlier recipe] |" in page and "| 0.5 (0.2: 0.0310, 0.5: 0.0390) |" in page
-    assert "Rows marked [earlier recipe] were trained before the recipe above and stand until re-run: dropout 0.2, at most 100 epochs." in page
+    assert "| SASRec (full cross-entropy) [other recipe] |" in page and "| 0.5 (0.2: 0.0310, 0.5: 0.0390) |" in page
+    assert "Rows marked [other recipe] were trained with another recipe than the one above (they stand until re-run with it): " \
+           "dropout 0.2, at most 100 epochs." in page
     # a stopped run of the earlier recipe is not resumed by the current one, and the page says so
     monkeypatch.setattr(reproduce, "RAW", tmp_path)
     stale = {**reproduce._seq_key("beauty", "SASRec (BCE"), "max_epochs": 100}

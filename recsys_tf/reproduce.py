@@ -414,8 +414,9 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
 
     Leave-one-out by time; the epoch is chosen on the validation item (early stopping on its
     full-ranking NDCG@10), and so is the dropout (:data:`SEQ_DROPOUTS`, on the first seed: one model
-    per value, the best kept; ``tuning`` in the result holds each value's validation NDCG@10); the test input is the whole history before the test item (validation
-    item included) and those items are masked. Sampled protocol: LastFM with the authors' own 99
+    per value, the best kept; ``tuning`` in the result holds each value's validation NDCG@10); the
+    test input is the whole history before the test item (validation item included) and those items
+    are masked. Sampled protocol: LastFM with the authors' own 99
     negatives per user, the others with 99 uniform negatives drawn per seed.
     """
     chosen = seq_models(which)  # a wrong name fails before any data is read

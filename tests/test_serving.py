@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -219,8 +220,8 @@ def _post_until_killed(s: ServiceProcess, users: list[int], items: list[int], ki
             user, item = users[(w + n) % len(users)], items[(7 * w + n) % len(items)]
             try:
                 status, _ = s.post("/events", {"events": [{"user": user, "item": item, "event": "click"}]})
-            except OSError:
-                return  # the connection died with the process: not acknowledged
+            except (OSError, http.client.HTTPException):
+                return  # the connection died with the process (maybe mid-answer: IncompleteRead): not acknowledged
             if status == 200:
                 with lock:
                     acked[user, item] += 1

@@ -757,9 +757,7 @@ def _partial_run(key: str) -> dict[str, Any] | None:
                                   "data": f"{'the SASRec paper' if name == 'games' else 'S3-Rec'}'s {name}", "dataset": name,
                                   "seeds": sorted(int(x) for x in runs), "rows": over_seeds(list(runs.values()))}  # fmt: skip
     key = saved.get("key") or {}
-    stale = {k: v for k, v in key.items() if k not in ("dataset", "which")} != {
-        k: v for k, v in _seq_key(name, key.get("which")).items() if k not in ("dataset", "which")}  # fmt: skip
-    return {**res, "partial": True, "which": key.get("which"), "stale": stale}
+    return {**res, "partial": True, "which": key.get("which"), "stale": key != _seq_key(name, key.get("which"))}
 
 
 def _resumes(part: dict[str, Any]) -> str:

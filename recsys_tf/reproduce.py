@@ -467,7 +467,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
                         "the higher validation NDCG@10 is kept for every seed); seeds vary the initialisation, the training "
                         "negatives and masks",
             "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
-            "dataset": name, "seeds": seeds_run, "rows": over_seeds(runs), "tuning": tuning}  # fmt: skip
+            "dataset": name, "test_users": len(test), "seeds": seeds_run, "rows": over_seeds(runs), "tuning": tuning}  # fmt: skip
 
     def fit(cls_name: str, extra: dict[str, Any], seed: int, dropout: float):
         start = time.perf_counter()
@@ -769,6 +769,22 @@ def _other_mark(others: list[str], protocol: str) -> str:
     return f"[other recipe {others.index(protocol) + 1}]" if len(others) > 1 else "[other recipe]"
 
 
+def _test_set_error(n: int | None, published: tuple | None) -> list[str]:
+    """How far the test set alone moves an HR@10 near the published SASRec number: each of the ``n`` test
+    users is one hit or miss, so the binomial standard error is sqrt(p (1 - p) / n)."""
+    if not n or not published:
+        return []
+    parts = []
+    for what, p in (("full ranking", published[0][0]), ("sampled negatives", published[1][0])):
+        if not np.isnan(p):
+            se = float(np.sqrt(p * (1 - p) / n))
+            parts.append(f"{what}: {se:.4f} at the published {_num(p)} ({se / p:.1%} of it; the 5% margin is {0.05 * p / se:.1f} "
+                         "standard errors)")  # fmt: skip
+    return ["", f"How far the test set alone can move HR@10: each of the {n:,} test users is one hit or miss, so the sampling "
+                f"standard error is sqrt(p (1 - p) / n); {'; '.join(parts)}. The ± after our numbers is the spread over seeds on "
+                "this one test set and does not include it."]  # fmt: skip
+
+
 def _sequence_section(res: dict[str, Any]) -> list[str]:
     pubs = S3REC.get(res["dataset"], {})
     lines = [f"Protocol: {res['protocol']}. Data: {res['data']}; seeds {res['seeds']}.", "",
@@ -803,6 +819,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
         lines += ["", "PopRec counts training interactions only. S3-Rec's full-ranking PopRec numbers come out when the counts "
                       "also take in the validation and test items (the second PopRec row; exactly on Beauty and Sports, HR@10 "
                       "exactly on LastFM): the published baseline saw the test set."]  # fmt: skip
+    lines += _test_set_error(res.get("test_users"), pubs.get("SASRec"))
     sas = res["rows"].get("SASRec (BCE, 1 negative: the paper's loss)")
     bert = res["rows"].get("BERT4Rec (masked items, cross-entropy)")
     if sas and bert:

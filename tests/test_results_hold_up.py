@@ -160,6 +160,11 @@ def test_the_sequence_section_compares_with_s3rec_and_states_the_protocol_flip(t
     assert "2 of 4 (hr_full: yes, ndcg_full: yes, hr_sampled: no, ndcg_sampled: no)" in page
     assert "with 99 negatives BERT4Rec ahead of SASRec on HR@10, with full ranking SASRec ahead of BERT4Rec" in page
     assert "Not run: too long for the 2-core CPU budget" in page  # Beauty, Sports, Games say why and how
+    assert "How far the test set alone" not in page  # no count of test users: nothing claimed
+    page = "\n".join(reproduce._sequence_section({**res, "test_users": 1090}))
+    # by hand: sqrt(0.0688 * 0.9312 / 1090) = 0.00767, and 0.05 * 0.0688 / 0.00767 = 0.45 standard errors
+    assert "1,090 test users" in page and "full ranking: 0.0077 at the published 0.0688 (11.1% of it; the 5% margin is 0.4" in page
+    assert "sampled negatives: 0.0151 at the published 0.4706" in page  # sqrt(0.4706 * 0.5294 / 1090) = 0.01512
 
 
 def test_a_run_of_some_sequence_models_adds_its_rows_to_the_earlier_table():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +44,49 @@ def progress(iterable: Any = None, **kwargs: Any) -> Any:
     return tqdm(iterable, **kwargs)
 
 
+def temp_sibling(path: str | os.PathLike, suffix: str = ".tmp") -> tuple[int, Path]:
+    """Create a new, empty temporary file next to ``path``; return its open descriptor and name.
+
+    Unlike ``tempfile.mkstemp`` (always mode 0600), the file gets the mode an ordinary new file would
+    (0666 less the umask), so what is renamed into place is readable as any other file the user writes.
+    """
+    import uuid
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:  # pragma: no cover - a 48-bit random name clashing
+            continue
+
+
+def _keep_mode(tmp: Path, target: Path) -> None:
+    """Give ``tmp`` the permission bits of the ``target`` it replaces (a user's chmod survives a rewrite)."""
+    try:
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+    except FileNotFoundError:
+        pass
+
+
 def atomic_write(path: str | os.PathLike, data: str | bytes, encoding: str = "utf-8") -> Path:
     """Write ``data`` to ``path`` through a temporary sibling file and a rename.
 
     A reader sees the old file or the new one, never half of it; a failure (full disk, a killed
-    process) leaves the old file as it was and no temporary file behind.
+    process) leaves the old file as it was and no temporary file behind. A new file gets the usual
+    mode (0666 less the umask); a replaced one keeps its mode.
     """
-    import tempfile
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_sibling(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode(encoding) if isinstance(data, str) else data)
+        _keep_mode(tmp, path)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -68,17 +95,19 @@ def atomic_folder(folder: str | os.PathLike, write: Any, suffix: str = ".tmp") -
     """Run ``write(tmp)`` in a temporary sibling of ``folder``, then swap it into place.
 
     The previous folder (if any) is renamed away and deleted only after the new one is in place; on
-    any failure the temporary folder is removed and the previous one restored.
+    any failure the temporary folder is removed and the previous one restored. Modes as for
+    :func:`atomic_write` (0777 less the umask for a new folder).
     """
     import shutil
-    import tempfile
     import uuid
 
     folder = Path(folder).absolute()
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=suffix, dir=folder.parent))
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:12]}{suffix}"
+    tmp.mkdir(0o777)
     try:
         write(tmp)
+        _keep_mode(tmp, folder)
         old = folder.parent / f".{folder.name}.{uuid.uuid4().hex}.old"
         had_old = folder.exists()
         if had_old:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 
 import numpy as np
@@ -118,3 +120,29 @@ def test_concurrent_readers_see_the_old_or_the_new_model_never_a_mix(tmp_path):
         t.join(timeout=120)
     assert not errors, errors[:3]
     assert seen <= {10, 40} and seen
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_atomic_writes_give_the_usual_modes_and_keep_a_replaced_files_mode(tmp_path):
+    """Temporary files are born 0600 (mkstemp); what lands in place must look like any file the user writes."""
+    from recsys_tf.utils import atomic_folder, atomic_write
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
+    old = os.umask(0o022)
+    try:
+        assert mode(atomic_write(tmp_path / "new.json", "{}")) == 0o644
+        assert mode(atomic_folder(tmp_path / "new_dir", lambda d: (d / "f").write_text("x"))) == 0o755
+        (tmp_path / "shared.json").write_text("{}")
+        os.chmod(tmp_path / "shared.json", 0o664)  # a user's group-writable file stays so after a rewrite
+        assert mode(atomic_write(tmp_path / "shared.json", "[]")) == 0o664
+        os.chmod(tmp_path / "new_dir", 0o750)
+        assert mode(atomic_folder(tmp_path / "new_dir", lambda d: None)) == 0o750
+        Popularity().fit(_log(10)).save(tmp_path / "m")
+        assert {mode(p) for p in (tmp_path / "m").iterdir()} == {0o644}
+        assert mode(tmp_path / "m") == 0o755
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").read_text() == "[]"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left

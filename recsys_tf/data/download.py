@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from recsys_tf.data.registry import DatasetSpec, FileSpec, get_spec
 from recsys_tf.errors import ChecksumError, DataNotFoundError
-from recsys_tf.utils import progress
+from recsys_tf.utils import progress, temp_sibling
 
 DATA_ENV, CACHE_ENV, OFFLINE_ENV = "RECSYS_TF_DATA", "RECSYS_TF_CACHE", "RECSYS_TF_OFFLINE"
 TIMEOUT_ENV, DEADLINE_ENV = "RECSYS_TF_DOWNLOAD_TIMEOUT", "RECSYS_TF_DOWNLOAD_DEADLINE"
@@ -128,8 +127,7 @@ def _download(url: str, dest: Path, desc: str) -> None:
     """
     wait, total = _timeouts()
     deadline = time.monotonic() + total
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
+    fd, tmp = temp_sibling(dest, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=wait) as resp:  # noqa: S310
             total_bytes = int(resp.headers.get("Content-Length") or 0) or None
@@ -144,7 +142,7 @@ def _download(url: str, dest: Path, desc: str) -> None:
                 raise OSError(f"{url} ended after {out.tell():,} of {total_bytes:,} bytes (connection dropped)")
         os.replace(tmp, dest)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -160,14 +158,14 @@ def _install_verified(src: Path, dest: Path, spec: FileSpec) -> None:
 
 def _extract(zf: zipfile.ZipFile, member: str, folder: Path, name: str) -> Path:
     """One archive member into a temporary file of ``folder`` (removed on a CRC or read error)."""
-    fd, tmp = tempfile.mkstemp(prefix=name + ".", suffix=".part", dir=folder)
+    fd, tmp = temp_sibling(folder / name, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, zf.open(member) as src:
             shutil.copyfileobj(src, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return Path(tmp)
+    return tmp
 
 
 def _download_into_cache(ds: DatasetSpec, filename: str, dest: Path) -> None:

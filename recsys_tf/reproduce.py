@@ -538,10 +538,13 @@ def seq_games(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict
 DIN_POOLINGS = {"sum pooling (the paper's base)": "sum", "DIN, raw weights (the paper)": "attention",
                 "mean pooling (the authors' code's base)": "mean", "DIN, softmax (the authors' code)": "softmax"}  # fmt: skip
 DIN_FEATURES = {"id, category, brand, price level": None, "+ style, colour": ("category", "brand", "price_tier", "style", "colour")}
-# the final MLP's activation and the attention unit's; the attention unit is the one DIN adds to its base,
-# so the variant with Dice there too (the paper's Figure 2) runs for the attention poolings only
-DIN_ACTIVATIONS = {"Dice": ("dice", "prelu"), "Dice, in the attention unit too": ("dice", "dice"), "PReLU": ("prelu", "prelu")}
-DIN_SAME_BASE = {"Dice, in the attention unit too": "Dice"}  # sum and mean pooling: the same final MLP, the same model
+# the final MLP's activation, the attention unit's, and whether the attention unit's slopes differ by click
+# position (DIN(position_slopes=)); the attention unit is the one DIN adds to its base, so the variants
+# that change only it run for the attention poolings only
+POSITION_SLOPES = "PReLU, a slope per click position"
+DIN_ACTIVATIONS = {"Dice": ("dice", "prelu", False), "Dice, in the attention unit too": ("dice", "dice", False),
+                   "PReLU": ("prelu", "prelu", False), POSITION_SLOPES: ("prelu", "prelu", True)}
+DIN_SAME_BASE = {"Dice, in the attention unit too": "Dice", POSITION_SLOPES: "PReLU"}  # sum and mean pooling: the same model
 
 
 def _din_base_activation(act: str) -> str:
@@ -549,9 +552,10 @@ def _din_base_activation(act: str) -> str:
     return DIN_SAME_BASE.get(act, act)
 
 
-def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, Any]:
+def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6, models: list[str] | None = None) -> dict[str, Any]:
     """Every pooling of :data:`DIN_POOLINGS` with each feature set of :data:`DIN_FEATURES` and each activation of
-    :data:`DIN_ACTIVATIONS` on the small shop.
+    :data:`DIN_ACTIVATIONS` on the small shop; ``models``: only the rows whose ``"pooling | item features |
+    activation |"`` contains one of these texts (see :func:`merge_rows`).
 
     The latest 20% of impressions are the test set; the latest 12.5% of the rest choose the number of
     epochs (validation GAUC), after which the model is trained again on all training impressions.
@@ -563,7 +567,12 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
     from recsys_tf.metrics import gauc, gauc_by_segment, roc_auc
     from recsys_tf.models.ctr import DIN, ctr_metrics
 
-    seeds = seeds[:3]  # 20 models, each trained twice: three seeds keep it to ~22 min on 2 cores
+    seeds = seeds[:3]  # 24 models, each trained twice: three seeds keep it to ~30 min on 2 cores
+    names = [f"{label} | {feat} | {act}" for feat, act, label in itertools.product(DIN_FEATURES, DIN_ACTIVATIONS, DIN_POOLINGS)
+             if not (DIN_POOLINGS[label] in ("sum", "mean") and act in DIN_SAME_BASE)]  # no attention unit: the base row's model
+    chosen = [n for n in names if models is None or any(text in f"{n} |" for text in models)]
+    if not chosen:  # a wrong name fails before any data is read
+        raise ValueError(f"--models {models} matches no DIN row; the rows ('pooling | item features | activation'): {names}")
     shop = make_shop("small", seed=0)
     events, _ = clean_events(shop.events, shop.catalog)
     samples, clicks = ctr_samples(events), events[events.event == "click"]
@@ -581,20 +590,20 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6) -> dict[str, A
     runs = []
     for seed in seeds:
         rows = {}
-        for (feat, attrs), (act, (activation, attention_activation)) in itertools.product(DIN_FEATURES.items(), DIN_ACTIVATIONS.items()):
-            for label, pooling in DIN_POOLINGS.items():
-                if pooling in ("sum", "mean") and act in DIN_SAME_BASE:
-                    continue  # no attention unit: the same model as the row of DIN_SAME_BASE[act]
-                kw = dict(pooling=pooling, activation=activation, attention_activation=attention_activation, seed=seed, verbose=False,
-                          attributes=attrs or ATTRIBUTES)  # fmt: skip
-                start = time.perf_counter()
-                probe = DIN(epochs=max_epochs, **kw).fit(inner, clicks, shop.catalog, val=val)
-                best = int(np.argmax([h["val_gauc"] for h in probe.history_])) + 1
-                model = DIN(epochs=best, **kw).fit(train, clicks, shop.catalog)
-                scores = model.predict(test)  # once, for the metrics and the per-segment GAUC
-                m = ctr_metrics(test, scores)
-                rows[f"{label} | {feat} | {act}"] = {"auc": m["auc"], "gauc": m["gauc"], "logloss": m["logloss"], **split_gauc(scores),
-                                                     "epoch": best, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+        for name in chosen:
+            label, feat, act = name.split(" | ")
+            activation, attention_activation, position_slopes = DIN_ACTIVATIONS[act]
+            pooling = DIN_POOLINGS[label]
+            kw = dict(pooling=pooling, activation=activation, attention_activation=attention_activation, seed=seed, verbose=False,
+                      attributes=DIN_FEATURES[feat] or ATTRIBUTES, position_slopes=position_slopes)  # fmt: skip
+            start = time.perf_counter()
+            probe = DIN(epochs=max_epochs, **kw).fit(inner, clicks, shop.catalog, val=val)
+            best = int(np.argmax([h["val_gauc"] for h in probe.history_])) + 1
+            model = DIN(epochs=best, **kw).fit(train, clicks, shop.catalog)
+            scores = model.predict(test)  # once, for the metrics and the per-segment GAUC
+            m = ctr_metrics(test, scores)
+            rows[name] = {"auc": m["auc"], "gauc": m["gauc"], "logloss": m["logloss"], **split_gauc(scores),
+                          "epoch": best, "seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} [{n.split(' | ', 1)[1]}] {r['gauc']:.4f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
     truth = shop.pair_utility(users, test.item_id.to_numpy())
@@ -613,7 +622,11 @@ def _din_section(res: dict[str, Any]) -> list[str]:
              "MLP (36) and final MLP (80-40) for every row; only the pooling, the item features and the activation differ. "
              "The activation is the final MLP's; the attention unit uses PReLU, but for the rows 'Dice, in the attention unit too' "
              "(the paper's Figure 2 draws PReLU/Dice there; the authors' code uses a sigmoid there and Dice in the final MLP only). "
-             "Sum and mean pooling have no attention unit: their Dice row is the base for both.", "",
+             "The attention unit's PReLU and Dice have one slope per unit: the paper's unit is a function of the click and the "
+             "candidate only. The rows 'PReLU, a slope per click position' give it a slope per unit and position (Keras' PReLU "
+             "does so by default on a (batch, clicks, units) input; the kit's DIN did until 2026-11-30): a click's position is "
+             "its recency, which sum pooling never sees. "
+             "Sum and mean pooling have no attention unit: their Dice row is the base for both, their PReLU row for both PReLU rows.", "",
              "| pooling | item features | activation | AUC | GAUC | GAUC, shoppers with needs of several styles | GAUC, one style | epochs | s / fit |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, r in res["rows"].items():
@@ -982,6 +995,7 @@ def _large_shop_section(res: dict[str, Any]) -> list[str]:
 EXPERIMENTS = {"mf_ml100k": mf_ml100k, "ncf_ml100k": ncf_ml100k, "full_ranking_ml100k": full_ranking_ml100k, "ncf_ml1m": ncf_ml1m,
                "als_ml100k": als_ml100k, "als_large_shop": als_large_shop,
                "din_shop": din_shop, "seq_lastfm": seq_lastfm, "seq_beauty": seq_beauty, "seq_sports": seq_sports, "seq_games": seq_games}  # fmt: skip
+MODEL_FILTERS = {"din_shop", "seq_lastfm", "seq_beauty", "seq_sports", "seq_games"}  # the experiments that take --models
 # run only when named (--only) or with --heavy: hours on a 2-core CPU, minutes on a GPU
 HEAVY = {
     "als_large_shop": "about 20 minutes on the 2-core CPU (the large shop generated, cleaned, ALS and MF trained, 100,000 "
@@ -1025,8 +1039,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", help="run only experiments whose name contains this text")
     ap.add_argument("--heavy", action="store_true", help="also run the experiments too long for a 2-core CPU")
     ap.add_argument("--seeds", type=int, default=len(SEEDS), help=f"seeds per row (default {len(SEEDS)}; fewer for a quick look)")
-    ap.add_argument("--models", help="sequence experiments: run only the models whose label contains this text (e.g. 'SASRec (BCE'; 'PopRec': the popularity rows only); "
-                                     "their rows replace those of an earlier run on the same data and seeds; the others stay (marked when trained with another recipe)")
+    ap.add_argument("--models", action="append",
+                    help="sequence experiments: run only the models whose label contains this text (e.g. 'SASRec (BCE'; 'PopRec': the popularity rows "
+                         "only); din_shop: the rows whose 'pooling | item features | activation |' contains it (may be given again: any of them); "
+                         "their rows replace those of an earlier run on the same data and seeds; the others stay (marked when trained with another recipe)")
     args = ap.parse_args(argv)
     RAW.mkdir(parents=True, exist_ok=True)
     from recsys_tf.speed import device_name
@@ -1038,9 +1054,11 @@ def main(argv: list[str] | None = None) -> int:
         if chosen:
             print(f"[reproduce] {name} on {dev}", flush=True)
             start = time.perf_counter()
-            partial = args.models is not None and name.startswith("seq_")
+            partial = args.models is not None and name in MODEL_FILTERS
+            if partial and name.startswith("seq_") and len(args.models) > 1:
+                ap.error(f"{name} takes one --models text (the models whose label contains it)")
             try:
-                res = fn(seeds=tuple(range(args.seeds)), **({"models": args.models} if partial else {}))
+                res = fn(seeds=tuple(range(args.seeds)), **({"models": args.models if name == "din_shop" else args.models[0]} if partial else {}))
             except DataNotFoundError as exc:
                 res = {"skipped": str(exc).split(". Looked in")[0]}
             res.update({"device": dev, "seconds": round(time.perf_counter() - start, 1), "date": time.strftime("%Y-%m-%d")})

@@ -194,3 +194,54 @@ def test_pooling_weights_sum_mean_and_the_authors_softmax():
         keep = keras.ops.cast(keras.ops.not_equal(x[:, 1:, 0], 0), "float32")
         weights = keras.ops.convert_to_numpy(model.net_.weights_of(e, v, keep))
         assert np.allclose(weights[:, -4:], want) and np.allclose(weights[:, :-4], 0.0)  # left padding weighs 0
+
+
+@pytest.mark.parametrize("kind", ["prelu", "dice"])
+def test_the_attention_unit_sees_what_was_clicked_not_where_unless_given_slopes_per_position(kind):
+    """The paper's a(e_j, v) is a function of the click and the candidate only; Keras' PReLU on a
+    (batch, clicks, units) input would learn a slope per position, a recency signal it does not have."""
+    from recsys_tf.models.ctr import _build
+
+    x = np.zeros((2, 5, 4), "int32")
+    x[:, 0] = [[1, 1, 1, 1], [2, 2, 1, 2]]
+    x[:, 1:] = [[3, 1, 2, 1], [4, 2, 2, 2], [5, 2, 1, 1], [6, 1, 1, 2]]
+    flipped = x.copy()
+    flipped[:, 1:] = x[:, :0:-1]  # the same clicks in the opposite order
+    rng = np.random.default_rng(0)
+    for per_position, shape in ((False, (1, 4) if kind == "prelu" else (4,)), (True, (4, 4))):
+        net = _build([7, 2, 2, 2], maxlen=4, dim=2, attention_units=(4,), mlp=(3,), activation="prelu", pooling="attention", seed=0,
+                     attention_activation=kind, position_slopes=per_position)  # fmt: skip
+        slope = net.att[0][1].alpha
+        assert tuple(slope.shape) == shape
+        slope.assign(rng.uniform(-1.0, 1.0, shape).astype("float32"))
+
+        def weights(codes):
+            keep = keras.ops.ones(codes[:, 1:, 0].shape)
+            w = net.weights_of(net.describe(codes[:, 1:]), net.describe(codes[:, 0]), keep, training=False)
+            return keras.ops.convert_to_numpy(w)
+
+        same = np.allclose(weights(flipped)[:, ::-1], weights(x), atol=1e-6)  # each click keeps its weight
+        assert same != per_position
+
+
+def test_din_saved_before_position_slopes_existed_loads_with_keras_default_slopes(tmp_path):
+    import hashlib
+    import json
+
+    items, clicks, samples, _ = _two_need_shop(n_users=40)
+    model = DIN(maxlen=4, dim=4, epochs=1, verbose=False, position_slopes=True).fit(samples, clicks, items)
+    model.save(tmp_path / "din")
+    meta_file = tmp_path / "din" / "model.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["params"]["position_slopes"]  # as the kit wrote it before the option
+    meta_file.write_text(json.dumps(meta))
+    manifest = json.loads((tmp_path / "din" / "manifest.json").read_text())
+    manifest["files"]["model.json"] = hashlib.sha256(meta_file.read_bytes()).hexdigest()
+    (tmp_path / "din" / "manifest.json").write_text(json.dumps(manifest))
+    again = DIN.load(tmp_path / "din")
+    assert again.position_slopes and np.allclose(again.predict(samples), model.predict(samples), atol=1e-6)
+    assert not DIN().position_slopes  # new models: the paper's unit
+    with pytest.raises(ValueError, match="position_slopes"):
+        DIN(pooling="sum", position_slopes=True)
+    with pytest.raises(ValueError, match="position_slopes"):
+        DIN(attention_activation="sigmoid", position_slopes=True)

@@ -72,9 +72,9 @@ CHECKS = {
         "next_items_same_category": _between(0, 1), "attention_rows_sum_to_one": lambda v: v is True,
     },
     "12_attention_ranking_din": {
-        "ctr_table": lambda v: {"sum pooling (base)", "DIN, Dice", "DIN, PReLU", "DIN, softmax (authors' code)"} <= set(v)
+        "ctr_table": lambda v: {"sum pooling (base)", "DIN, Dice", "DIN, PReLU", "DIN, PReLU, a slope per click position", "DIN, softmax (authors' code)"} <= set(v)
         and all(0 <= r["auc"] <= 1 for r in v.values()),
-        "gauc_by_style": lambda v: len(v) == 6 and all(set(r) == {"needs of one style", "needs of several styles"} for r in v.values()),
+        "gauc_by_style": lambda v: len(v) == 7 and all(set(r) == {"needs of one style", "needs of several styles"} for r in v.values()),
         "din_gauc_minus_sum": _between(-1, 1), "same_category_weight_lift": lambda v: len(v) == 2,
     },
     "13_deployment": {

@@ -205,12 +205,12 @@ def test_the_din_section_gives_every_pooling_the_ceiling_and_the_per_seed_gaps()
     gaucs = dict(zip(reproduce.DIN_POOLINGS, [(0.65, 0.64), (0.66, 0.64), (0.63, 0.63), (0.635, 0.64)]))
     runs = [{f"{p} | {f} | {a}": row(gaucs[p][s] + (0.001 if a == "PReLU" else 0.0), 0.6) for f in reproduce.DIN_FEATURES
              for a in reproduce.DIN_ACTIVATIONS for p in reproduce.DIN_POOLINGS
-             if "attention unit" not in a or "pooling" not in p} for s in (0, 1)]  # fmt: skip
+             if a not in reproduce.DIN_SAME_BASE or "pooling" not in p} for s in (0, 1)]  # fmt: skip
     res = {"data": "a shop", "protocol": "latest 20%", "seeds": [0, 1], "rows": reproduce.over_seeds(runs),
            "true_utility": {"auc": 0.73, "gauc": 0.70, "gauc_mixed_styles": 0.69, "gauc_one_style": 0.71}}  # fmt: skip
     page = reproduce.render({"din_shop": res}, "CPU")
     assert "## DIN against sum pooling" in page and "| the shop's true utility (ceiling) | | | 0.7300 | 0.7000 |" in page
-    assert page.count("| DIN, softmax (the authors' code) |") == 6 and "**0.6450 ± 0.0071**" in page  # sum pooling: 0.65, 0.64
+    assert page.count("| DIN, softmax (the authors' code) |") == 8 and "**0.6450 ± 0.0071**" in page  # sum pooling: 0.65, 0.64
     assert page.count("| sum pooling (the paper's base) |") == 4 and "in the attention unit too | 0.7000" not in page.split("DIN, raw")[0]
     assert "| sum pooling (the paper's base) | + style, colour | PReLU | 0.7000 ± 0.0000 |" in page
     # Dice in the attention unit too faces the sum-pooling row with Dice (the same final MLP), not PReLU's (+0.001)
@@ -219,6 +219,11 @@ def test_the_din_section_gives_every_pooling_the_ceiling_and_the_per_seed_gaps()
     # DIN (raw) minus sum: +0.01 then 0.00; softmax minus mean: +0.005 then +0.01
     assert "DIN, raw weights minus sum pooling, all: +0.0050 (+0.0100, +0.0000)" in page
     assert "DIN, softmax minus mean pooling, all: +0.0075 (+0.0050, +0.0100)" in page
+    # the slopes per click position change the attention unit only: they face the PReLU base rows (+0.001), not Dice's
+    gaps = page.split("GAUC gaps per seed, id, category, brand, price level, PReLU, a slope per click position: ")[1].split("\n")[0]
+    assert gaps.startswith("DIN, raw weights minus sum pooling, all: +0.0040 (+0.0090, -0.0010)")
+    with pytest.raises(ValueError, match="matches no DIN row"):
+        reproduce.din_shop(models=["| Swish |"])  # before any data is read or model trained
 
 
 def test_stopped_runs_of_different_models_keep_their_seeds_apart(tmp_path, monkeypatch):

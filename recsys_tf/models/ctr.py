@@ -44,18 +44,19 @@ from recsys_tf.utils import progress
 
 
 def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int, ...], mlp: tuple[int, ...],
-           activation: str, pooling: str, seed: int, attention_activation: str = "prelu"):  # fmt: skip
+           activation: str, pooling: str, seed: int, attention_activation: str = "prelu", position_slopes: bool = False):  # fmt: skip
     import keras
     from keras import layers, ops
 
     class Dice(layers.Layer):
-        def __init__(self, **kw) -> None:
+        def __init__(self, per_position: bool = False, **kw) -> None:
             super().__init__(**kw)
             self.supports_masking = True  # elementwise: the mask of the clicks passes through
+            self.per_position = per_position
             self.norm = layers.BatchNormalization(center=False, scale=False, epsilon=1e-9)
 
         def build(self, shape) -> None:
-            self.alpha = self.add_weight(shape=(shape[-1],), initializer="zeros", name="alpha")
+            self.alpha = self.add_weight(shape=tuple(shape[1:]) if self.per_position else (shape[-1],), initializer="zeros", name="alpha")
 
         def call(self, s, training=None, mask=None):
             p = ops.sigmoid(self.norm(s, training=training, mask=mask))
@@ -63,6 +64,13 @@ def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int
 
     def act(kind: str):
         return {"dice": Dice, "prelu": layers.PReLU, "sigmoid": lambda: layers.Activation("sigmoid")}[kind]()
+
+    def attention_act(kind: str):
+        # on the (batch, clicks, units) input Keras' PReLU learns a slope per click position unless told
+        # to share it: a recency signal the paper's unit (a function of e_j and v only) does not have
+        if kind == "prelu":
+            return layers.PReLU(shared_axes=None if position_slopes else [1])
+        return Dice(per_position=position_slopes) if kind == "dice" else act(kind)
 
     def dense(units: int, k: int):
         return layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + k))
@@ -72,7 +80,7 @@ def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int
             super().__init__()
             self.tables = [layers.Embedding(n + 1, dim, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.05, seed=seed + t))
                            for t, n in enumerate(n_codes)]  # fmt: skip
-            self.att = [(dense(u, 10 + i), act(attention_activation)) for i, u in enumerate(attention_units)]
+            self.att = [(dense(u, 10 + i), attention_act(attention_activation)) for i, u in enumerate(attention_units)]
             # the paper's raw weights start near 1, i.e. from the sum-pooling base model: from 0 the pooled
             # interest starts empty, and on the small shop DIN ended at GAUC 0.621 +- 0.004 (3 seeds), from 1 at 0.641 +- 0.002
             self.att_out = layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
@@ -139,25 +147,34 @@ class DIN:
     ``items``: the catalogue with the ``attributes`` columns (default ``category``, ``brand`` and
     ``price_tier``; the shop's catalogue also has ``style`` and ``colour``). ``pooling="sum"`` is the
     paper's base model; ``"softmax"`` and ``"mean"`` follow the authors' code (module docstring).
+    ``position_slopes=True`` gives the attention unit's PReLU or Dice a slope per unit *and click position*
+    (Keras' PReLU default on a ``(batch, clicks, units)`` input): the position of a click is its recency, a
+    signal the paper's unit, a function of ``e_j`` and ``v`` only, does not have. Default ``False``.
     """
 
     def __init__(self, maxlen: int = 20, dim: int = 12, attention_units: tuple[int, ...] = (36,), mlp: tuple[int, ...] = (80, 40),
                  activation: Literal["dice", "prelu"] = "dice", pooling: Literal["attention", "softmax", "sum", "mean"] = "attention",
                  epochs: int = 5, batch_size: int = 512, learning_rate: float = 1e-3, seed: int = 0, verbose: bool = True,
-                 attributes: tuple[str, ...] = ATTRIBUTES, attention_activation: Literal["prelu", "dice", "sigmoid"] = "prelu") -> None:  # fmt: skip
+                 attributes: tuple[str, ...] = ATTRIBUTES, attention_activation: Literal["prelu", "dice", "sigmoid"] = "prelu",
+                 position_slopes: bool = False) -> None:  # fmt: skip
         if activation not in ("dice", "prelu") or attention_activation not in ACTIVATIONS or pooling not in POOLINGS:
             raise ValueError(f"activation must be 'dice' or 'prelu', attention_activation one of {ACTIVATIONS} and pooling one of "
                              f"{POOLINGS}; got {activation!r}, {attention_activation!r}, {pooling!r}.")
+        if position_slopes and (pooling in ("sum", "mean") or attention_activation == "sigmoid"):
+            raise ValueError(f"position_slopes=True gives the attention unit's PReLU or Dice a slope per click position; "
+                             f"pooling={pooling!r} with attention_activation={attention_activation!r} has no such slope. "
+                             "Use pooling='attention' or 'softmax' with attention_activation='prelu' or 'dice'.")
         self.maxlen, self.dim, self.attention_units, self.mlp = maxlen, dim, tuple(attention_units), tuple(mlp)
         self.activation, self.pooling, self.epochs, self.batch_size = activation, pooling, epochs, batch_size
         self.learning_rate, self.seed, self.verbose, self.attributes = learning_rate, seed, verbose, tuple(attributes)
-        self.attention_activation = attention_activation
+        self.attention_activation, self.position_slopes = attention_activation, bool(position_slopes)
         self.net_ = None
         self.history_: list[dict[str, float]] = []
 
     def _params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("maxlen", "dim", "attention_units", "mlp", "activation", "pooling", "epochs",
-                                              "batch_size", "learning_rate", "seed", "attributes", "attention_activation")}  # fmt: skip
+                                              "batch_size", "learning_rate", "seed", "attributes", "attention_activation",
+                                              "position_slopes")}  # fmt: skip
 
     # --- features -----------------------------------------------------------------------------
     def _set_items(self, items: pd.DataFrame) -> None:
@@ -233,7 +250,7 @@ class DIN:
     def _network(self):
         sizes = [len(self.item_ids_), *(len(self.vocab_[c]) for c in self.attributes)]
         return _build(sizes, self.maxlen, self.dim, self.attention_units, self.mlp, self.activation, self.pooling, self.seed,
-                      self.attention_activation)
+                      self.attention_activation, self.position_slopes)
 
     def _check_fitted(self) -> None:
         if self.net_ is None:
@@ -297,8 +314,10 @@ class DIN:
             if meta.get("class") != "DIN":
                 raise DataError(f"{path}: not a saved DIN model (class {meta.get('class')!r}).")
             try:
-                # saved before attention_activation existed: the attention unit used the MLP's activation
+                # saved before attention_activation existed: the attention unit used the MLP's activation;
+                # before position_slopes existed, its PReLU had a slope per click position (Keras' default)
                 params = {"attention_activation": meta["params"]["activation"], **meta["params"]}
+                params.setdefault("position_slopes", params["attention_activation"] == "prelu" and params["pooling"] in ("attention", "softmax"))
                 model = cls(**{**params, "attention_units": tuple(params["attention_units"]), "mlp": tuple(params["mlp"]),
                                "attributes": tuple(params.get("attributes", ATTRIBUTES))}, verbose=False)  # fmt: skip
                 model.vocab_ = meta["vocab"]

@@ -271,6 +271,20 @@ def test_a_long_run_renders_the_other_experiments_as_they_are_on_disk_when_it_en
     assert rendered["first"]["rows"] == {"new": 2} and rendered["second"]["rows"] == {"mine": 3}
 
 
+def test_models_texts_reach_din_shop_as_a_list_and_a_sequence_experiment_as_one_text(tmp_path, monkeypatch):
+    got = {}
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    monkeypatch.setattr(reproduce, "DOCS", tmp_path)
+    monkeypatch.setattr(reproduce, "EXPERIMENTS", {"din_shop": lambda seeds, models: got.update(din=models) or {"rows": {}},
+                                                   "seq_beauty": lambda seeds, models: got.update(seq=models) or {"rows": {}}})  # fmt: skip
+    monkeypatch.setattr(reproduce, "render", lambda results, dev: "page")
+    assert reproduce.main(["--only", "din_shop", "--models", "| Dice |", "--models", "| PReLU |"]) == 0
+    assert reproduce.main(["--only", "seq_beauty", "--models", "SASRec (full"]) == 0
+    assert got == {"din": ["| Dice |", "| PReLU |"], "seq": "SASRec (full"}
+    with pytest.raises(SystemExit):  # a sequence experiment takes one text
+        reproduce.main(["--only", "seq_beauty", "--models", "GRU4Rec", "--models", "BERT4Rec"])
+
+
 def _tiny_sequences(n_users=48, n_items=120, seed=0) -> pd.DataFrame:
     """Each shopper walks item i, i+1, i+2 ... (mod n_items): the next item is learnable."""
     rng = np.random.default_rng(seed)

@@ -85,6 +85,7 @@ def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int
             self.att = [(dense(u, 10 + i), attention_act(attention_activation)) for i, u in enumerate(attention_units)]
             # the paper's raw weights start near 1, i.e. from the sum-pooling base model: from 0 the pooled
             # interest starts empty, and on the small shop DIN ended at GAUC 0.621 +- 0.004 (3 seeds), from 1 at 0.641 +- 0.002
+            # (both measured when its PReLU had a slope per click position)
             self.att_out = layers.Dense(1, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 20),
                                         bias_initializer="ones" if pooling == "attention" else "zeros")
             self.mlp = [(dense(u, 30 + i), act(activation)) for i, u in enumerate(mlp)]

@@ -538,18 +538,27 @@ def seq_games(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict
 DIN_POOLINGS = {"sum pooling (the paper's base)": "sum", "DIN, raw weights (the paper)": "attention",
                 "mean pooling (the authors' code's base)": "mean", "DIN, softmax (the authors' code)": "softmax"}  # fmt: skip
 DIN_FEATURES = {"id, category, brand, price level": None, "+ style, colour": ("category", "brand", "price_tier", "style", "colour")}
-# the final MLP's activation, the attention unit's, and whether the attention unit's slopes differ by click
-# position (DIN(position_slopes=)); the attention unit is the one DIN adds to its base, so the variants
-# that change only it run for the attention poolings only
+# the final MLP's activation, the attention unit's, whether the attention unit's slopes differ by click
+# position (DIN(position_slopes=)) and whether a learned weight per click position multiplies each click's
+# weight (DIN(recency=)); the attention unit is the one DIN adds to its base, so the variants that change
+# only it run for the attention poolings only
 POSITION_SLOPES = "PReLU, a slope per click position"
-DIN_ACTIVATIONS = {"Dice": ("dice", "prelu", False), "Dice, in the attention unit too": ("dice", "dice", False),
-                   "PReLU": ("prelu", "prelu", False), POSITION_SLOPES: ("prelu", "prelu", True)}
+RECENCY = "PReLU, + a learned weight per click position"
+DIN_ACTIVATIONS = {"Dice": ("dice", "prelu", False, False), "Dice, in the attention unit too": ("dice", "dice", False, False),
+                   "PReLU": ("prelu", "prelu", False, False), POSITION_SLOPES: ("prelu", "prelu", True, False),
+                   RECENCY: ("prelu", "prelu", False, True)}
 DIN_SAME_BASE = {"Dice, in the attention unit too": "Dice", POSITION_SLOPES: "PReLU"}  # sum and mean pooling: the same model
 
 
 def _din_base_activation(act: str) -> str:
     """The activation of the sum- and mean-pooling rows that a DIN row with activation ``act`` faces."""
     return DIN_SAME_BASE.get(act, act)
+
+
+def _din_rows() -> list[str]:
+    """The rows of the DIN table, "pooling | item features | activation", in the table's order."""
+    return [f"{label} | {feat} | {act}" for feat, act, label in itertools.product(DIN_FEATURES, DIN_ACTIVATIONS, DIN_POOLINGS)
+            if not (DIN_POOLINGS[label] in ("sum", "mean") and act in DIN_SAME_BASE)]  # no attention unit: the base row's model
 
 
 def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6, models: list[str] | None = None) -> dict[str, Any]:
@@ -567,9 +576,8 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6, models: list[s
     from recsys_tf.metrics import gauc, gauc_by_segment, roc_auc
     from recsys_tf.models.ctr import DIN, ctr_metrics
 
-    seeds = seeds[:3]  # 24 models, each trained twice: three seeds keep it to ~30 min on 2 cores
-    names = [f"{label} | {feat} | {act}" for feat, act, label in itertools.product(DIN_FEATURES, DIN_ACTIVATIONS, DIN_POOLINGS)
-             if not (DIN_POOLINGS[label] in ("sum", "mean") and act in DIN_SAME_BASE)]  # no attention unit: the base row's model
+    seeds = seeds[:3]  # 32 models, each trained twice: three seeds keep it to ~45 min on 2 cores
+    names = _din_rows()
     chosen = [n for n in names if models is None or any(text in f"{n} |" for text in models)]
     if not chosen:  # a wrong name fails before any data is read
         raise ValueError(f"--models {models} matches no DIN row; the rows ('pooling | item features | activation'): {names}")
@@ -592,10 +600,10 @@ def din_shop(seeds: tuple[int, ...] = SEEDS, max_epochs: int = 6, models: list[s
         rows = {}
         for name in chosen:
             label, feat, act = name.split(" | ")
-            activation, attention_activation, position_slopes = DIN_ACTIVATIONS[act]
+            activation, attention_activation, position_slopes, recency = DIN_ACTIVATIONS[act]
             pooling = DIN_POOLINGS[label]
             kw = dict(pooling=pooling, activation=activation, attention_activation=attention_activation, seed=seed, verbose=False,
-                      attributes=DIN_FEATURES[feat] or ATTRIBUTES, position_slopes=position_slopes)  # fmt: skip
+                      attributes=DIN_FEATURES[feat] or ATTRIBUTES, position_slopes=position_slopes, recency=recency)  # fmt: skip
             start = time.perf_counter()
             probe = DIN(epochs=max_epochs, **kw).fit(inner, clicks, shop.catalog, val=val)
             best = int(np.argmax([h["val_gauc"] for h in probe.history_])) + 1
@@ -625,11 +633,15 @@ def _din_section(res: dict[str, Any]) -> list[str]:
              "The attention unit's PReLU and Dice have one slope per unit: the paper's unit is a function of the click and the "
              "candidate only. The rows 'PReLU, a slope per click position' give it a slope per unit and position (Keras' PReLU "
              "does so by default on a (batch, clicks, units) input; the kit's DIN did until 2026-11-30): a click's position is "
-             "its recency, which sum pooling never sees. "
-             "Sum and mean pooling have no attention unit: their Dice row is the base for both, their PReLU row for both PReLU rows.", "",
+             "its recency, which sum pooling never sees. The rows 'PReLU, + a learned weight per click position' give every "
+             "pooling that recency explicitly (DIN(recency=True)): a weight per click position, learned, multiplies each click's "
+             "weight; their sum and mean pooling rows are their own base. "
+             "Sum and mean pooling have no attention unit: their Dice row is the base for both 'Dice' rows, their PReLU row for "
+             "both PReLU rows without recency weights.", "",
              "| pooling | item features | activation | AUC | GAUC | GAUC, shoppers with needs of several styles | GAUC, one style | epochs | s / fit |",
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in res["rows"].items():
+    order = {n: i for i, n in enumerate(_din_rows())}  # rows added by a later --models run take their place
+    for name, r in sorted(res["rows"].items(), key=lambda kv: order.get(kv[0], len(order))):
         pooling, feat, act = name.split(" | ")
         lines.append(f"| {pooling} | {feat} | {act} | {_pm(r['auc'])} | **{_pm(r['gauc'])}** | {_pm(r['gauc_mixed_styles'])} | "
                      f"{_pm(r['gauc_one_style'])} | {_pm(r['epoch'], 1)} | {_pm(r['seconds'], 1)} |")  # fmt: skip
@@ -648,6 +660,13 @@ def _din_section(res: dict[str, Any]) -> list[str]:
                                 res["rows"][f"{b} | {feat} | {_din_base_activation(act)}"][key]["values"])
                 gaps.append(f"{a.split(' (')[0]} minus {b.split(' (')[0]}, {who}: {d.mean():+.4f} ({', '.join(f'{x:+.4f}' for x in d)})")
         lines += [f"GAUC gaps per seed, {feat}, {act}: " + "; ".join(gaps) + ".", ""]
+    for feat in DIN_FEATURES:  # what the explicit recency weights add to each pooling
+        pairs = [(label, f"{label} | {feat} | {RECENCY}", f"{label} | {feat} | PReLU") for label in DIN_POOLINGS]
+        gaps = [f"{label.split(' (')[0]}: {d.mean():+.4f} ({', '.join(f'{x:+.4f}' for x in d)})"
+                for label, a, b in pairs if a in res["rows"] and b in res["rows"]
+                for d in [np.subtract(res["rows"][a]["gauc"]["values"], res["rows"][b]["gauc"]["values"])]]  # fmt: skip
+        if gaps:
+            lines += [f"GAUC gained per seed by the recency weights (over the same pooling with PReLU), {feat}: " + "; ".join(gaps) + ".", ""]
     return lines
 
 

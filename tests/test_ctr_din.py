@@ -245,3 +245,54 @@ def test_din_saved_before_position_slopes_existed_loads_with_keras_default_slope
         DIN(pooling="sum", position_slopes=True)
     with pytest.raises(ValueError, match="position_slopes"):
         DIN(attention_activation="sigmoid", position_slopes=True)
+
+
+def _latest_need_shop(n_users=400, seed=0):
+    """Each shopper's four clicks are in random categories; a shown item is clicked exactly when its
+    category is that of the *latest* click: only recency tells the clicks apart."""
+    rng = np.random.default_rng(seed)
+    items = pd.DataFrame({"item_id": np.arange(30), "category": np.repeat(["A", "B", "C"], 10), "brand": "x", "price_tier": "mid"})
+    cats = rng.integers(0, 3, size=(n_users, 4))
+    clicks = pd.DataFrame({"user_id": np.repeat(np.arange(n_users), 4), "item_id": (cats * 10 + rng.integers(0, 10, cats.shape)).ravel(),
+                           "timestamp": np.tile(np.arange(4), n_users)})  # fmt: skip
+    shown = rng.integers(0, 3, size=(n_users, 6))
+    samples = pd.DataFrame({"user_id": np.repeat(np.arange(n_users), 6), "item_id": (shown * 10 + rng.integers(0, 10, shown.shape)).ravel(),
+                            "timestamp": np.tile(np.arange(100, 106), n_users),
+                            "label": (shown == cats[:, -1:]).astype(float).ravel()})  # fmt: skip
+    return items, clicks, samples
+
+
+def test_recency_weights_multiply_each_clicks_weight_by_its_position():
+    from recsys_tf.models.ctr import _build
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 3, size=(3, 5, 4)).astype("int32")
+    x[0, 1:3] = 0  # two padded slots
+    keep = keras.ops.cast(keras.ops.not_equal(x[:, 1:, 0], 0), "float32")
+    r = np.array([0.5, -1.0, 2.0, 3.0], "float32")
+    for pooling in ("sum", "attention"):
+        net = _build([7, 2, 2, 2], maxlen=4, dim=2, attention_units=(4,), mlp=(3,), activation="prelu", pooling=pooling, seed=0, recency=True)
+        e, v = net.describe(x[:, 1:]), net.describe(x[:, 0])
+        plain = keras.ops.convert_to_numpy(net.unit_weights(e, v, keep))
+        assert np.allclose(keras.ops.convert_to_numpy(net.weights_of(e, v, keep)), plain)  # starts at 1: no recency yet
+        net.recency.assign(r)
+        assert np.allclose(keras.ops.convert_to_numpy(net.weights_of(e, v, keep)), plain * r, atol=1e-6)
+        if pooling == "sum":
+            assert np.allclose(plain * r, keras.ops.convert_to_numpy(keep) * r)  # u = sum_j r_j e_j
+
+
+def test_recency_is_learned_where_only_the_latest_click_matters(tmp_path):
+    items, clicks, samples = _latest_need_shop()
+    train, test = samples[samples.user_id < 320], samples[samples.user_id >= 320]
+    kw = dict(pooling="sum", maxlen=4, dim=8, epochs=10, batch_size=64, learning_rate=5e-3, verbose=False)
+    plain = DIN(**kw).fit(train, clicks, items)
+    timed = DIN(recency=True, **kw).fit(train, clicks, items)
+    auc_plain, auc_timed = plain.evaluate(test)["auc"], timed.evaluate(test)["auc"]
+    r = timed.recency_weights()
+    assert auc_timed > 0.9 and auc_timed > auc_plain + 0.1, (auc_plain, auc_timed)
+    assert r.shape == (4,) and abs(r[0]) > 2 * np.abs(r[1:]).max(), r  # the latest click carries the weight
+    timed.save(tmp_path / "din")
+    again = DIN.load(tmp_path / "din")
+    assert again.recency and np.allclose(again.recency_weights(), r) and np.allclose(again.predict(test), timed.predict(test), atol=1e-6)
+    with pytest.raises(ValueError, match="recency=True"):
+        plain.recency_weights()

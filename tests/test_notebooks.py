@@ -8,6 +8,7 @@ live in the notebook's metadata (``recsys_tf.test_parameters``). Executed copies
 from __future__ import annotations
 
 import nbformat
+import numpy as np
 import pytest
 
 from recsys_tf.course import ROOT, execute, list_notebooks
@@ -74,7 +75,8 @@ CHECKS = {
     "12_attention_ranking_din": {
         "ctr_table": lambda v: {"sum pooling (base)", "DIN, Dice", "DIN, PReLU", "DIN, PReLU, a slope per click position", "DIN, softmax (authors' code)"} <= set(v)
         and all(0 <= r["auc"] <= 1 for r in v.values()),
-        "gauc_by_style": lambda v: len(v) == 7 and all(set(r) == {"needs of one style", "needs of several styles"} for r in v.values()),
+        "gauc_by_style": lambda v: len(v) == 9 and all(set(r) == {"needs of one style", "needs of several styles"} for r in v.values()),
+        "recency_weights": lambda v: len(v) == 2 and all(len(r) > 1 and np.isfinite(r).all() for r in v.values()),
         "din_gauc_minus_sum": _between(-1, 1), "same_category_weight_lift": lambda v: len(v) == 2,
     },
     "13_deployment": {

@@ -206,12 +206,19 @@ def test_the_din_section_gives_every_pooling_the_ceiling_and_the_per_seed_gaps()
     runs = [{f"{p} | {f} | {a}": row(gaucs[p][s] + (0.001 if a == "PReLU" else 0.0), 0.6) for f in reproduce.DIN_FEATURES
              for a in reproduce.DIN_ACTIVATIONS for p in reproduce.DIN_POOLINGS
              if a not in reproduce.DIN_SAME_BASE or "pooling" not in p} for s in (0, 1)]  # fmt: skip
-    res = {"data": "a shop", "protocol": "latest 20%", "seeds": [0, 1], "rows": reproduce.over_seeds(runs),
+    rows = reproduce.over_seeds(runs)
+    rows = dict(reversed(rows.items()))  # as a later --models run appends its rows: the table keeps its own order
+    res = {"data": "a shop", "protocol": "latest 20%", "seeds": [0, 1], "rows": rows,
            "true_utility": {"auc": 0.73, "gauc": 0.70, "gauc_mixed_styles": 0.69, "gauc_one_style": 0.71}}  # fmt: skip
     page = reproduce.render({"din_shop": res}, "CPU")
     assert "## DIN against sum pooling" in page and "| the shop's true utility (ceiling) | | | 0.7300 | 0.7000 |" in page
-    assert page.count("| DIN, softmax (the authors' code) |") == 8 and "**0.6450 ± 0.0071**" in page  # sum pooling: 0.65, 0.64
-    assert page.count("| sum pooling (the paper's base) |") == 4 and "in the attention unit too | 0.7000" not in page.split("DIN, raw")[0]
+    first = page.split("|---|---|---|---|---|---|---|---|---|\n")[1].split("\n")[0]
+    assert first.startswith("| sum pooling (the paper's base) | id, category, brand, price level | Dice |")
+    assert page.count("| DIN, softmax (the authors' code) |") == 10 and "**0.6450 ± 0.0071**" in page  # sum pooling: 0.65, 0.64
+    assert page.count("| sum pooling (the paper's base) |") == 6 and "in the attention unit too | 0.7000" not in page.split("DIN, raw")[0]
+    # the recency rows have their own sum-pooling base, and face the PReLU rows (+0.001) in their own line
+    gained = page.split("GAUC gained per seed by the recency weights (over the same pooling with PReLU), + style, colour: ")[1].split("\n")[0]
+    assert gained.startswith("sum pooling: -0.0010 (-0.0010, -0.0010); DIN, raw weights: -0.0010")
     assert "| sum pooling (the paper's base) | + style, colour | PReLU | 0.7000 ± 0.0000 |" in page
     # Dice in the attention unit too faces the sum-pooling row with Dice (the same final MLP), not PReLU's (+0.001)
     gaps = page.split("GAUC gaps per seed, + style, colour, Dice, in the attention unit too: ")[1].split("\n")[0]

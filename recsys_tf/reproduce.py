@@ -31,6 +31,7 @@ Surprise runs on the same folds when its own environment exists (``make peers``)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 import re
@@ -469,15 +470,19 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
             "dataset": name, "test_users": len(test), "seeds": seeds_run, "rows": over_seeds(runs), "tuning": tuning}  # fmt: skip
 
-    def fit(cls_name: str, extra: dict[str, Any], seed: int, dropout: float):
-        start = time.perf_counter()
-        model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **SEQ_RECIPE, **extra)
-        model.fit(train, ds.items, val=val)
-        return model, time.perf_counter() - start
-
-    # a seed's rows are kept as soon as it ends: a run stopped part-way (hours on a CPU) resumes at the next seed
+    # a seed's rows are kept as soon as it ends: a run stopped part-way (hours on a CPU) resumes at the next
+    # seed, and within a seed each fit resumes after its last finished epoch (a checkpoint per fit)
     partial = _partial_path(name, which)
     key = _seq_key(name, which, max_epochs, patience)
+    checkpoints = _checkpoint_dir(partial, key)
+
+    def fit(label: str, seed: int, dropout: float):
+        cls_name, extra = chosen[label]
+        model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **SEQ_RECIPE, **extra)
+        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+        model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{slug}-seed{seed}-dropout{dropout}.npz")
+        return model, model.fit_seconds_
+
     saved = json.loads(partial.read_text()) if partial.exists() else {}
     saved = saved if saved.get("key") == key else {}
     done, tuning = saved.get("runs", {}), saved.get("tuning", {})
@@ -494,11 +499,11 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             leaky = models.Popularity().fit(train, ds.items)  # the users' histories and masks as usual; only the counts differ
             leaky.counts_ = np.bincount(leaky.encoder_.items.transform(inter.item_id), minlength=leaky.n_items).astype(np.float32)
             rows[POPREC_S3REC] = both(leaky, cand)
-        for label, (cls_name, extra) in chosen.items():
+        for label in chosen:
             if label in tuning:
-                model, seconds = fit(cls_name, extra, seed, tuning[label]["dropout"])
+                model, seconds = fit(label, seed, tuning[label]["dropout"])
             else:  # the first seed: one model per dropout; the best on validation is this seed's model
-                fitted = {d: fit(cls_name, extra, seed, d) for d in SEQ_DROPOUTS}
+                fitted = {d: fit(label, seed, d) for d in SEQ_DROPOUTS}
                 scores = {str(d): max(h["val_ndcg@10"] for h in m.history_) for d, (m, _) in fitted.items()}
                 best = max(SEQ_DROPOUTS, key=lambda d: scores[str(d)])
                 tuning[label] = {"dropout": best, "val_ndcg@10": scores, "seed": seed,
@@ -514,6 +519,8 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         so_far = summary([int(x) for x in done], list(done.values()))
         atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "result": {**so_far, "of_seeds": list(seeds)}},
                                          indent=1, default=float))  # fmt: skip
+        for done_fit in checkpoints.glob(f"*-seed{seed}-*.npz"):  # the seed's rows are safe: its fits are not needed again
+            done_fit.unlink()
     partial.unlink(missing_ok=True)
     return summary(list(seeds), runs)
 
@@ -774,6 +781,15 @@ def _partial_path(name: str, which: str | None) -> Path:
     return RAW / f"seq_{name}{slug}.partial.json"
 
 
+def _checkpoint_dir(partial: Path, key: dict[str, Any]) -> Path:
+    """Where the fits of a sequence run keep their training state between epochs: the kit's cache
+    (``$RECSYS_TF_CACHE``), one folder per partial file and recipe, so another recipe starts afresh."""
+    from recsys_tf.data.download import cache_dir
+
+    tag = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return cache_dir() / "checkpoints" / f"{partial.name.removesuffix('.partial.json')}-{tag}"
+
+
 def _partial_run(key: str) -> dict[str, Any] | None:
     """The seeds a stopped sequence run finished (``docs/results/<key>[.<models>].partial.json``), marked partial."""
     saved = {}
@@ -794,7 +810,8 @@ def _partial_run(key: str) -> dict[str, Any] | None:
 
 def _resumes(part: dict[str, Any]) -> str:
     return ("runs it again from the first seed with the current recipe (the stopped run used an earlier one)" if part.get("stale")
-            else "resumes at the next seed")  # fmt: skip
+            else "resumes at the next seed (inside it, after the last epoch a stopped fit finished, when its checkpoint in "
+                 "$RECSYS_TF_CACHE/checkpoints is still there)")  # fmt: skip
 
 
 def _other_mark(others: list[str], protocol: str) -> str:

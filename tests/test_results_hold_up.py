@@ -367,3 +367,41 @@ def test_rows_of_another_recipe_stay_in_the_table_marked_with_their_recipe(tmp_p
         "hr_full": 0.01, "ndcg_full": 0.005, "hr_sampled": 0.3, "ndcg_sampled": 0.15}}}}))  # fmt: skip
     assert reproduce._partial_run("seq_beauty")["stale"]
     assert "runs it again from the first seed with the current recipe" in reproduce.render({}, "CPU")
+
+
+def test_a_stopped_sequence_run_resumes_inside_a_seed_to_the_same_numbers(tmp_path, monkeypatch):
+    from recsys_tf import models
+    from recsys_tf.data import schema
+
+    rng = np.random.default_rng(0)
+    start = rng.integers(0, 150, 80)  # 150 items: room for 99 sampled negatives
+    items = (start[:, None] + np.arange(9)[None, :]) % 150 + 100
+    inter = pd.DataFrame({"user_id": np.repeat(np.arange(80), 9), "item_id": items.ravel(), "timestamp": np.tile(np.arange(9), 80)})
+    ds = schema.Dataset("toy", inter, pd.DataFrame({"item_id": np.arange(100, 250)}), pd.DataFrame({"user_id": np.arange(80)}))
+    monkeypatch.setattr("recsys_tf.data.load_s3rec", lambda name: ds)
+    monkeypatch.setattr(reproduce, "RAW", tmp_path / "results")
+    monkeypatch.setenv("RECSYS_TF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(reproduce, "SEQ_RECIPE", dict(maxlen=8, dim=8, blocks=1, heads=1, batch_size=32, learning_rate=5e-3))
+    run = lambda: reproduce.sequential_s3rec("beauty", seeds=(0, 1), max_epochs=3, patience=5, which="SASRec (BCE")  # noqa: E731
+    straight = run()
+    checkpoints = tmp_path / "cache" / "checkpoints"
+    assert not list(checkpoints.rglob("*.npz")) and not list((tmp_path / "results").glob("*.partial.json"))  # all cleaned up
+
+    real = models.SASRec._epoch_samples
+
+    def killed_in_seed_1_epoch_3(self, rng):
+        if self.seed == 1 and len(self.history_) == 2:
+            raise KeyboardInterrupt  # as a stopped process: seed 0 and two epochs of seed 1 are on disk
+        return real(self, rng)
+
+    monkeypatch.setattr(models.SASRec, "_epoch_samples", killed_in_seed_1_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert len(list(checkpoints.rglob("*-seed1-*.npz"))) == 1 and not list(checkpoints.rglob("*-seed0-*.npz"))
+    monkeypatch.setattr(models.SASRec, "_epoch_samples", real)
+    resumed = run()
+    label = "SASRec (BCE, 1 negative: the paper's loss)"
+    for metric in ("hr_full", "ndcg_full", "hr_sampled", "ndcg_sampled", "epoch"):
+        assert resumed["rows"][label][metric]["values"] == straight["rows"][label][metric]["values"], metric
+    assert resumed["tuning"] == {**straight["tuning"], label: {**straight["tuning"][label], "seconds": resumed["tuning"][label]["seconds"]}}
+    assert not list(checkpoints.rglob("*.npz"))

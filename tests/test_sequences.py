@@ -223,3 +223,49 @@ def test_sequence_models_refuse_bad_settings_and_unordered_data():
     with pytest.raises(DataError, match="timestamp"):
         SASRec(epochs=1, verbose=False).fit(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}))
     assert math.isfinite(_gbce_beta(1, 2, 0.0))
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("cls, loss", [(SASRec, "bce"), (BERT4Rec, "ce")])  # negatives drawn; masks drawn and the softmax resized
+def test_a_stopped_fit_resumes_from_its_checkpoint_to_the_same_weights(chain_split, tmp_path, cls, loss):
+    train, split = chain_split
+    kw = dict(maxlen=10, dim=8, epochs=4, batch_size=32, learning_rate=0.005, dropout=0.3, patience=10, verbose=False, loss=loss)
+    straight = cls(**kw).fit(train, val=split.val_frame)
+
+    def stop_in_epoch_3(model):
+        if len(model.history_) == 2:
+            raise _Stop  # as a killed process: two epochs are on disk
+        return {}
+
+    ckpt = tmp_path / "fit.npz"
+    with pytest.raises(_Stop):
+        cls(**kw, epoch_callback=stop_in_epoch_3).fit(train, val=split.val_frame, checkpoint=ckpt)
+    assert ckpt.exists() and not list(tmp_path.glob("*.tmp*"))
+    resumed = cls(**kw).fit(train, val=split.val_frame, checkpoint=ckpt)
+    drop = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert drop(resumed.history_) == drop(straight.history_) and resumed.best_epoch_ == straight.best_epoch_
+    for a, b in zip(resumed.net_.get_weights(), straight.net_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert resumed.fit_seconds_ >= sum(r["seconds"] for r in resumed.history_)
+
+    calls = []
+    again = cls(**kw, epoch_callback=lambda m: calls.append(1) or {}).fit(train, val=split.val_frame, checkpoint=ckpt)
+    assert not calls and len(again.history_) == 4  # finished: the same call trains nothing
+    np.testing.assert_array_equal(again.item_vectors, straight.item_vectors)
+
+
+def test_a_checkpoint_of_another_fit_or_a_damaged_one_is_refused(chain_split, tmp_path):
+    train, split = chain_split
+    kw = dict(maxlen=10, dim=8, epochs=1, batch_size=32, verbose=False)
+    ckpt = tmp_path / "fit.npz"
+    SASRec(**kw).fit(train, val=split.val_frame, checkpoint=ckpt)
+    with pytest.raises(DataError, match="another fit.*delete it"):
+        SASRec(**{**kw, "dim": 16}).fit(train, val=split.val_frame, checkpoint=ckpt)
+    with pytest.raises(DataError, match="another fit"):
+        SASRec(**kw).fit(train.iloc[:-1], val=split.val_frame, checkpoint=ckpt)  # other data
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    with pytest.raises(DataError, match="damaged checkpoint.*delete it"):
+        SASRec(**kw).fit(train, val=split.val_frame, checkpoint=ckpt)

@@ -26,6 +26,7 @@ BERT4Rec always uses ``"ce"`` on the masked positions, as in its paper.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from contextlib import contextmanager
@@ -192,6 +193,10 @@ class SequentialRecommender(Recommender):
     that history; ``evaluate(test, history=val)`` appends the validation items to it first (the
     leave-one-out test of SASRec). Histories longer than ``maxlen`` are truncated to their most
     recent ``maxlen`` items, in training and at prediction.
+
+    ``fit(train, items, val=val, checkpoint="run.npz")`` writes the training state after every epoch
+    and resumes from it when called again (hours-long fits survive a stop; see ``_fit``);
+    ``fit_seconds_`` is the training time across resumed runs.
     """
 
     kind = ""
@@ -222,7 +227,12 @@ class SequentialRecommender(Recommender):
         return {k: getattr(self, k) for k in self._param_names}
 
     # --- training -----------------------------------------------------------------------------
-    def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None) -> None:
+    def _fit(self, train: pd.DataFrame, val: pd.DataFrame | None = None, checkpoint: str | Path | None = None) -> None:
+        """Train (see :meth:`Recommender.fit`). ``checkpoint``: a file where the whole training state is
+        written after every epoch (weights, Adam's moments, the random generators, the early-stopping
+        state); a fit given the same file, settings and data resumes after the last finished epoch and
+        ends with the same weights as an uninterrupted fit. A finished fit leaves the file behind: the
+        same call then returns at once; delete the file to train again."""
         keras = _keras()
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -231,8 +241,17 @@ class SequentialRecommender(Recommender):
         beta = _gbce_beta(self.n_neg, self.n_items, self.gbce_t) if self.loss == "gbce" else 1.0
         loss_kind = "ce" if self.kind == "bert4rec" else self.loss
         trainer = _Trainer(self.net_, loss_kind, beta, self.learning_rate, self.batch_size)
-        best, best_weights, waited = None, None, 0
-        for epoch in progress(range(self.epochs), desc=type(self).__name__, disable=not self.verbose or None):
+        self.history_, self.best_epoch_ = [], None
+        best, best_weights, waited, first, t0, self.fit_seconds_ = None, None, 0, 0, time.perf_counter(), 0.0
+        ckpt = None if checkpoint is None else _Checkpoint(Path(checkpoint), self._fingerprint(val))
+        if ckpt is not None and ckpt.path.exists():
+            state = ckpt.restore(self.net_, trainer, rng)
+            self.history_, self.best_epoch_, self.fit_seconds_ = state["history"], state["best_epoch"], state["elapsed"]
+            best, best_weights, waited, first = state["best"], state["best_weights"], state["waited"], state["epoch"]
+            if state["finished"]:
+                return
+        elapsed = lambda: self.fit_seconds_ + time.perf_counter() - t0  # noqa: E731  (across resumed runs)
+        for epoch in progress(range(first, self.epochs), desc=type(self).__name__, disable=not self.verbose or None):
             started = time.perf_counter()
             packed = self._epoch_samples(rng)
             loss = trainer.run_epoch(packed[rng.permutation(len(packed))])
@@ -246,10 +265,30 @@ class SequentialRecommender(Recommender):
             if self.epoch_callback is not None:
                 rec.update(self.epoch_callback(self))
             self.history_.append(rec)
-            if self.patience is not None and val is not None and waited > self.patience:
+            stop = self.patience is not None and val is not None and waited > self.patience
+            if ckpt is not None and not stop and epoch + 1 < self.epochs:
+                ckpt.write(self.net_, trainer, rng, epoch + 1, best, best_weights, waited, self.best_epoch_, self.history_, elapsed())
+            if stop:
                 break
         if best_weights is not None:
             self.net_.set_weights(best_weights)
+        self.fit_seconds_ = elapsed()
+        if ckpt is not None:  # the final weights: the same call returns them without training
+            ckpt.write(self.net_, trainer, rng, len(self.history_), best, None, waited, self.best_epoch_, self.history_,
+                       self.fit_seconds_, finished=True)  # fmt: skip
+
+    def _fingerprint(self, val: pd.DataFrame | None) -> str:
+        """What a checkpoint must share with this fit: the settings, the backend, the coded training
+        sequences and the validation rows."""
+        import hashlib
+
+        h = hashlib.sha256(json.dumps({"class": type(self).__name__, **self._state(), "backend": _keras().backend.backend(),
+                                       "n_items": self.n_items}, sort_keys=True, default=str).encode())  # fmt: skip
+        h.update(np.ascontiguousarray(self.sequences_.codes, np.int64).tobytes())
+        h.update(np.ascontiguousarray(self.sequences_.lengths, np.int64).tobytes())
+        if val is not None:
+            h.update(pd.util.hash_pandas_object(val.reset_index(drop=True), index=False).to_numpy().tobytes())
+        return h.hexdigest()
 
     def _code_sequences(self, codes: pd.DataFrame) -> Sequences:
         if "timestamp" not in codes:
@@ -448,6 +487,57 @@ class SequentialRecommender(Recommender):
         self.net_.load_weights(folder / "model.weights.h5")
 
 
+class _Checkpoint:
+    """A training state in one ``.npz`` file (no pickles: arrays and one JSON text), written atomically."""
+
+    def __init__(self, path: Path, fingerprint: str) -> None:
+        self.path, self.fingerprint = path, fingerprint
+
+    def write(self, net, trainer: "_Trainer", rng: np.random.Generator, epoch: int, best, best_weights, waited: int,
+              best_epoch, history, elapsed: float, finished: bool = False) -> None:  # fmt: skip
+        import io
+
+        from recsys_tf.utils import atomic_write
+
+        keras = _keras()
+        meta = {"format": 1, "fingerprint": self.fingerprint, "epoch": epoch, "best": best, "waited": waited, "best_epoch": best_epoch,
+                "history": history, "rng": rng.bit_generator.state, "positions": trainer.positions, "elapsed": elapsed,
+                "finished": finished}  # fmt: skip
+        arrays = {f"net_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(net.variables)}
+        arrays |= {f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(trainer.optimizer.variables)}
+        arrays |= {f"best_{i}": w for i, w in enumerate(best_weights or [])}
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.array(json.dumps(meta, default=float)), **arrays)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.path, buf.getvalue())
+
+    def restore(self, net, trainer: "_Trainer", rng: np.random.Generator) -> dict[str, Any]:
+        """Load the state into ``net``, the trainer's optimizer and ``rng``; return the loop's state."""
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                if meta.get("fingerprint") != self.fingerprint:
+                    raise DataError(f"{self.path}: a checkpoint of another fit (other settings, backend or data); delete it, or "
+                                    "give this fit another checkpoint path.")  # fmt: skip
+                arrays = {k: z[k] for k in z.files if k != "meta"}
+            if not trainer.optimizer.built:  # Keras fit (no compiled loop for this backend) builds it lazily
+                trainer.optimizer.build(net.trainable_variables)
+            for prefix, variables in (("net", net.variables), ("opt", trainer.optimizer.variables)):
+                if sum(k.startswith(prefix + "_") for k in arrays) != len(variables):
+                    raise ValueError(f"{prefix}: {len(variables)} variables expected")
+                for i, v in enumerate(variables):
+                    v.assign(arrays[f"{prefix}_{i}"])
+            rng.bit_generator.state = meta["rng"]
+            trainer.resize(meta["positions"])
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"{self.path}: damaged checkpoint ({type(exc).__name__}: {exc}); delete it to train from the start.") from exc
+        n_best = sum(k.startswith("best_") for k in arrays)
+        return {**{k: meta[k] for k in ("epoch", "best", "waited", "best_epoch", "history", "elapsed", "finished")},
+                "best_weights": [arrays[f"best_{i}"] for i in range(n_best)] or None}  # fmt: skip
+
+
 class _Trainer:
     """Adam over packed epochs, through the kit's compiled epoch loop where the backend has one."""
 
@@ -480,13 +570,19 @@ class _Trainer:
     def _fit_positions(self, packed: np.ndarray) -> None:
         """Size the softmax to the epoch's fullest batch (+25%, in steps of 256, so it is rarely
         recompiled); it only grows, and a batch never has more target positions than it holds."""
-        from recsys_tf.models import fast_loop
-
         counts = np.count_nonzero(packed[:, 1], axis=1)
         need = int(np.add.reduceat(counts, np.arange(0, len(counts), self.batch_size)).max())
         if self.positions is None or need > self.positions:
-            self.positions = -(-int(need * 1.25) // 256) * 256
-            self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, self.batch_size, jit=self.jit)  # traced anew
+            self.resize(-(-int(need * 1.25) // 256) * 256)
+
+    def resize(self, positions: int | None) -> None:
+        """Compute the softmax at ``positions`` target positions per batch (``None``: all of them)."""
+        from recsys_tf.models import fast_loop
+
+        if positions == self.positions:
+            return
+        self.positions = positions
+        self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, self.batch_size, jit=self.jit)  # traced anew
 
     def run_epoch(self, packed: np.ndarray) -> float:
         """One pass over ``packed`` (already shuffled), returning the mean loss."""

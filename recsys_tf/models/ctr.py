@@ -25,7 +25,8 @@ the candidate only, as in the paper. On the simulated shop that unit adds little
 0.6425 vs 0.6405 with Dice in the final MLP, 3 seeds), whichever activation it uses; with a slope per
 click position (``position_slopes=True``, Keras' PReLU default) it learns the clicks' recency and gains
 +0.017 (0.6551 vs 0.6382 with PReLU); see ``make reproduce``'s ``din_shop``. ``recency=True`` gives that
-signal explicitly to every pooling: a learned weight per click position multiplies each click's weight.
+signal explicitly to every pooling: a learned weight per click position multiplies each click's weight
+(+0.012 for sum pooling and for DIN, 3 seeds; the latest click ends near 1.5, clicks six or more back near 0.75).
 Evaluation: AUC and the per-user GAUC.
 """
 

@@ -79,6 +79,7 @@ def test_the_same_model_trains_on_jax_and_loads_on_tensorflow(tmp_path):
     on-device loop), save .keras, load on TensorFlow, same recommendations."""
     script = f"""
 import json
+import numpy as np
 from recsys_tf.data.shop import make_shop
 from recsys_tf.data.cleaning import clean_events, to_implicit
 from recsys_tf.data.split import leave_last_out
@@ -98,9 +99,15 @@ from recsys_tf.models import SASRec  # the sequence models' compiled JAX loop (i
 seq = SASRec(maxlen=10, dim=16, epochs=2, batch_size=64, seed=0, verbose=False).fit(split.train)
 seq.save(r"{tmp_path / 'sasrec'}")
 user = int(split.test.user_id.iloc[0])
+sasrec_items = seq.recommend(user, 10)[0].tolist()
+# compiled scoring must read the weights as they are now: jax.jit once baked in those of its first call
+session = seq._session_input(np.array([0, 1, 2]))
+before = seq._predict_one(session)
+seq.net_.set_weights([w * 2 for w in seq.net_.get_weights()])
 print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity().fit(split.train, shop.catalog).evaluate(split.test)["ndcg@10"],
                   "user": user, "items": mf.recommend(user, 10)[0].tolist(), "hybrid": hy.recommend(user, 10)[0].tolist(),
-                  "sasrec": seq.recommend(user, 10)[0].tolist(), "sasrec_epochs": len(seq.history_)}}))
+                  "sasrec": sasrec_items, "sasrec_epochs": len(seq.history_),
+                  "scores_follow_weights": not np.allclose(before, seq._predict_one(session))}}))
 """
     env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
@@ -111,6 +118,7 @@ print(json.dumps({{"mf": mf.evaluate(split.test)["ndcg@10"], "pop": Popularity()
     assert loaded.recommend(res["user"], 10)[0].tolist() == res["items"]
     assert Recommender.load(tmp_path / "hybrid").recommend(res["user"], 10)[0].tolist() == res["hybrid"]
     assert res["sasrec_epochs"] == 2 and Recommender.load(tmp_path / "sasrec").recommend(res["user"], 10)[0].tolist() == res["sasrec"]
+    assert res["scores_follow_weights"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax not installed (pip install -e '.[jax]')")

@@ -45,9 +45,16 @@ from recsys_tf.utils import progress
 Loss = Literal["bce", "gbce", "ce"]
 
 
-def _compiled(fn):
-    """``fn`` compiled for repeated single-row calls: a tf.function on TensorFlow, jax.jit on JAX."""
-    backend = _keras().backend.backend()
+def _compiled(fn, variables=()):
+    """``fn`` compiled for repeated calls: a tf.function on TensorFlow, jax.jit on JAX.
+
+    A tf.function reads TensorFlow variables when it runs. jax.jit would bake the values of the
+    Keras ``variables`` that ``fn`` reads into the compiled code, so scores would stay those of the
+    weights at the first call (further training, a restored best epoch, ``set_weights``); here they
+    are passed in as arguments at every call instead (Keras' ``StatelessScope``).
+    """
+    keras = _keras()
+    backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -55,7 +62,14 @@ def _compiled(fn):
     if backend == "jax":
         import jax
 
-        return jax.jit(fn)
+        variables = list(variables)
+
+        def pure(values, *args):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return fn(*args)
+
+        jitted = jax.jit(pure)
+        return lambda *args: jitted([v.value for v in variables], *args)
     return fn
 
 
@@ -455,7 +469,7 @@ class SequentialRecommender(Recommender):
         """``fn`` compiled once per trained network (a refit or a load builds a new one)."""
         cache = self.__dict__.setdefault("_compiled_fns", {})
         if name not in cache or cache[name][0] is not self.net_:
-            cache[name] = (self.net_, _compiled(fn))
+            cache[name] = (self.net_, _compiled(fn, self.net_.variables))
         return cache[name][1]
 
     @property

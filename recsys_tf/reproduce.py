@@ -479,8 +479,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
     def fit(label: str, seed: int, dropout: float):
         cls_name, extra = chosen[label]
         model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **SEQ_RECIPE, **extra)
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-        model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{slug}-seed{seed}-dropout{dropout}.npz")
+        model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{_slug(label)}-seed{seed}-dropout{dropout}.npz")
         return model, model.fit_seconds_
 
     saved = json.loads(partial.read_text()) if partial.exists() else {}
@@ -774,10 +773,15 @@ def _seq_key(name: str, which: str | None, max_epochs: int = SEQ_MAX_EPOCHS, pat
                                   "max_epochs": max_epochs, "patience": patience}))  # fmt: skip
 
 
+def _slug(text: str) -> str:
+    """``text`` as a file-name part: lower case, runs of other characters as one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def _partial_path(name: str, which: str | None) -> Path:
     """Where a sequence run on data set ``name`` keeps its finished seeds: one file per ``--models`` choice,
     so a run of other models neither resumes from nor overwrites a stopped run's seeds."""
-    slug = "" if which is None else "." + (re.sub(r"[^a-z0-9]+", "-", which.lower()).strip("-") or "x")
+    slug = "" if which is None else "." + (_slug(which) or "x")
     return RAW / f"seq_{name}{slug}.partial.json"
 
 

@@ -68,6 +68,28 @@ def test_device_top_k_ranks_nan_last_and_warns():
     assert (idx[:, -1] == 3).all() and np.isnan(vals[:, -1]).all()
 
 
+def test_device_top_k_checks_for_nan_exactly_when_scores_are_huge_or_infinite():
+    """The NaN check is skipped when a batch's sum is finite; huge scores (their sum overflows) and
+    +-inf (their sum is NaN) take the exact path: same order, no NaN warning, -inf stays unranked."""
+    import warnings
+
+    from keras import ops
+
+    from recsys_tf.models.keras_base import device_top_k
+
+    model = MatrixFactorization(factors=4, epochs=1, verbose=False).fit(_log())
+    big = np.float32(3e38)
+    scores = np.array([[1.0, big, 2.0, big / 2, 0.5],  # finite, but the batch's sum overflows to inf
+                       [np.inf, 1.0, -np.inf, 3.0, 2.0],  # the sum is NaN though no score is
+                       [0.1, 0.4, 0.3, 0.2, 0.0]], dtype=np.float32)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for batch in (1, 3):  # alone, each row's sum is finite or not on its own
+            idx, vals = device_top_k(model, np.arange(3), 5, False, batch, lambda u: ops.convert_to_tensor(scores[u]))
+            assert idx.tolist() == [[1, 3, 2, 0, 4], [0, 3, 4, 1, -1], [1, 2, 3, 0, 4]]
+            assert vals[0, 0] == big and vals[1, 0] == np.inf and not np.isnan(vals).any()
+
+
 def test_evaluate_and_recommend_use_the_device_and_agree_with_the_host():
     model = NeuMF(factors=8, layers=(16, 8, 4), epochs=2, verbose=False).fit(_log())
     test = _log(seed=5).drop_duplicates("user_id")

@@ -196,6 +196,26 @@ def test_ranking_on_the_device_gives_the_host_path_lists(sasrec):
     assert (on_device[0] == -1).sum() == 0 and not np.isin(on_device[0][0], sasrec.sequences_.codes[: sasrec.sequences_.lengths[0]] - 1).any()
 
 
+@pytest.mark.parametrize("cls", [SASRec, BERT4Rec])
+def test_ranking_without_the_padding_columns_gives_the_full_width_lists(cls):
+    """The device path sorts users by history length and drops each batch's all-padding columns:
+    positions count from the right, so states, lists and scores are those of the full-width input."""
+    from recsys_tf.models.sequential import _trim_padding
+
+    df = _chains(n_users=150, length=14)
+    df = df[df.groupby("user_id").cumcount() < 2 + df.user_id % 13]  # 2..14 items a user
+    model = cls(maxlen=24, dim=16, epochs=2, batch_size=32, verbose=False).fit(df)
+    x = model._histories(np.arange(model.n_users))
+    short = x[np.count_nonzero(x, axis=1) <= 7]
+    assert _trim_padding(short).shape[1] == 8 and _trim_padding(x).shape[1] == 16  # <= 7 and 14 items, rounded up to 8s
+    full, trimmed = model.net_(short, training=False)[:, -1], model.net_(_trim_padding(short), training=False)[:, -1]
+    assert np.allclose(keras.ops.convert_to_numpy(full), keras.ops.convert_to_numpy(trimmed), atol=1e-5)
+    codes = np.random.default_rng(0).permutation(model.n_users)  # any order in, the same order out
+    on_device = model._top_k_codes(codes, 10, exclude_seen=True, batch_size=16)
+    on_host = Recommender._top_k_codes(model, codes, 10, exclude_seen=True)
+    assert np.array_equal(on_device[0], on_host[0]) and np.allclose(on_device[1], on_host[1], atol=1e-5)
+
+
 def test_save_and_load_round_trip(sasrec, tmp_path):
     sasrec.save(tmp_path / "s")
     again = Recommender.load(tmp_path / "s")

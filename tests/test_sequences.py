@@ -125,6 +125,39 @@ def test_full_cross_entropy_equals_the_softmax_over_all_items_by_hand():
     assert float(keras.ops.mean(sequence_loss(net, packed, "ce", positions=5))) == pytest.approx(want, rel=1e-4)
 
 
+@pytest.mark.parametrize("kind,loss,n_neg", [("sasrec", "bce", 1), ("sasrec", "gbce", 3), ("sasrec", "ce", 0), ("bert4rec", "ce", 0)])
+def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(kind, loss, n_neg):
+    """``tokens=``: the dense layers run on the batch's items, not on its padding (training's fast
+    path); loss and gradients are those of the full (B, L) computation, to float rounding."""
+    import tensorflow as tf
+
+    from recsys_tf.models.sequential import _Trainer
+
+    rng = np.random.default_rng(0)
+    net = build_sequence_net(kind, 50, 12, 16, 2, 2, 0.0, 0)
+    lens = rng.integers(1, 13, 8)
+    real = np.arange(12)[None, :] >= 12 - lens[:, None]  # left padding
+    seq = np.where(real, rng.integers(1, 51, (8, 12)), 0)
+    target = np.where(real & (rng.random((8, 12)) < (0.4 if kind == "bert4rec" else 2)), rng.integers(1, 51, (8, 12)), 0)
+    negs = np.where(real[:, None], rng.integers(1, 51, (8, n_neg, 12)), 0)
+    packed = tf.constant(np.concatenate([seq[:, None], target[:, None], negs], 1).astype(np.int32))
+    positions = int((target > 0).sum()) + 3 if loss == "ce" else None
+
+    def loss_and_grads(**kw):
+        with tf.GradientTape() as tape:
+            value = tf.reduce_mean(sequence_loss(net, packed, loss, 1.0, **kw))
+        return float(value), [tf.convert_to_tensor(g).numpy() for g in tape.gradient(value, net.trainable_variables)]
+
+    full, full_grads = loss_and_grads(positions=positions)
+    for tokens in (int(lens.sum()), int(lens.sum()) + 7):  # exactly the items, and spare slots
+        packed_loss, grads = loss_and_grads(positions=positions, tokens=tokens)
+        assert packed_loss == pytest.approx(full, abs=1e-6)
+        assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(grads, full_grads))
+    trainer = _Trainer(net, loss, 1.0, 1e-3, batch_size=4)
+    trainer._fit_positions(packed.numpy())  # the bound: the fullest batch of 4 rows, +25%, in steps of 256
+    assert trainer.tokens == 256 and (trainer.positions == 256) == (loss == "ce")
+
+
 def test_bert4rec_masks_the_share_it_is_told_and_every_row_at_least_once():
     m = BERT4Rec(maxlen=20, mask_prob=0.3, epochs=0, verbose=False).fit(_chains(n_users=400, length=15))
     packed = m._epoch_samples(np.random.default_rng(0))

@@ -154,7 +154,7 @@ def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(k
         assert packed_loss == pytest.approx(full, abs=1e-6)
         assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(grads, full_grads))
     trainer = _Trainer(net, loss, 1.0, 1e-3, batch_size=4)
-    trainer._fit_positions(packed.numpy())  # the bound: the fullest batch of 4 rows, +25%, in steps of 256
+    trainer._fit_sizes(packed.numpy())  # the bound: the fullest batch of 4 rows, +25%, in steps of 256
     assert trainer.tokens == 256 and (trainer.positions == 256) == (loss == "ce")
 
 

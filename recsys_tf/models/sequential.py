@@ -182,8 +182,8 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             flat = ops.reshape(seq, (-1,))
             rows = first_slots(ops.not_equal(flat, PAD), tokens, b * length)
             codes = ops.take(ops.concatenate([flat, ops.zeros((1,), flat.dtype)]), rows)
-            where = ops.concatenate([ops.tile(ops.arange(maxlen - length, maxlen), (b,)), ops.zeros((1,), "int32")])
-            x = self.items(codes) * math.sqrt(dim) + self.positions(ops.take(where, rows))
+            position = ops.concatenate([ops.tile(ops.arange(maxlen - length, maxlen), (b,)), ops.zeros((1,), "int32")])
+            x = self.items(codes) * math.sqrt(dim) + self.positions(ops.take(position, rows))
             x = self.drop(x, training=training)
             keep = ops.not_equal(seq, PAD)
             for block in self.blocks:
@@ -660,7 +660,7 @@ class _Trainer:
         self.jit = fast_loop.tf_sees_gpu()
         self.fast = fast_loop.trainer_for(self.model, self.optimizer, self.mean, batch_size, jit=self.jit)
 
-    def _fit_positions(self, packed: np.ndarray) -> None:
+    def _fit_sizes(self, packed: np.ndarray) -> None:
         """Size the softmax (``ce``) to the epoch's fullest batch in target positions and the network
         (SASRec, BERT4Rec) to its fullest batch in input items (+25%, in steps of 256, so that they
         are rarely recompiled); they only grow, and a batch never has more than they hold."""
@@ -688,7 +688,7 @@ class _Trainer:
         """One pass over ``packed`` (already shuffled), returning the mean loss."""
         y = np.zeros(len(packed), np.float32)
         if self.fast is not None and len(packed) >= self.batch_size:
-            self._fit_positions(packed)
+            self._fit_sizes(packed)
             return self.fast.run_epoch(*self.fast.device_batches(packed, y))
         hist = self.model.fit(packed, y, batch_size=self.batch_size, epochs=1, verbose=0, shuffle=False)
         return float(hist.history["loss"][-1])

@@ -2,7 +2,8 @@
 
 New notebooks are picked up automatically (``notebooks/NN_*.ipynb``); their shrunken parameters
 live in the notebook's metadata (``recsys_tf.test_parameters``). Executed copies are kept in
-``build/test-notebooks/`` for nbval's determinism check (``make test`` runs it next).
+``build/test-notebooks/``; those with cells marked ``NBVAL_CHECK_OUTPUT`` also go, cut after the
+last such cell, to ``build/nbval-notebooks/`` for nbval's determinism check (``make test`` runs it next).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 
 from recsys_tf.course import ROOT, execute, list_notebooks
+from recsys_tf.utils import atomic_write
 
 OUT = ROOT / "build" / "test-notebooks"
+NBVAL = ROOT / "build" / "nbval-notebooks"  # a sibling of OUT: relative paths in the notebooks resolve alike
 BOOKS = list_notebooks()
 
 
@@ -106,11 +109,30 @@ CHECKS = {
 }
 
 
+def keep_for_nbval(executed) -> None:
+    """Write the executed notebook, cut after its last ``NBVAL_CHECK_OUTPUT`` cell, for nbval to run again.
+
+    Later cells cannot change the outputs nbval compares, so running them a second time checks
+    nothing (on 2 cores that was about 70 s of ``make test``: notebook 15's ALS and streaming, 07's
+    real-data sections, 09's ablation). A notebook without checked cells gets no copy.
+    """
+    nb = nbformat.read(executed, as_version=4)
+    checked = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    target = NBVAL / executed.name
+    if not checked:
+        target.unlink(missing_ok=True)
+        return
+    nb.cells = nb.cells[: checked[-1] + 1]
+    NBVAL.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, nbformat.writes(nb))
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
 def test_notebook_runs_and_records_results(path):
     params = nbformat.read(path, as_version=4).metadata.get("recsys_tf", {}).get("test_parameters", {})
     run = execute(path, OUT, parameters=params, timeout=600)
+    keep_for_nbval(OUT / path.name)
     results = run["results"]
     assert results, f"{path.name} recorded no results"
     for name, ok in CHECKS.get(path.stem, {}).items():

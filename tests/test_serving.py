@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import http.client
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -262,6 +265,17 @@ def test_kill_9_during_a_burst_of_events_loses_no_acknowledged_event(saved, mf, 
         assert s.get("/recommend", user=users[0], k=5)[1]["strategy"] == "model+events"
     finally:
         s.stop()
+
+
+def test_the_service_stops_when_the_python_that_started_it_exits(saved, tmp_path):
+    # a notebook kernel shut down or restarted never runs the cell that stops its service
+    script = ("import sys; from recsys_tf.serving import ServiceProcess; "
+              "s = ServiceProcess(sys.argv[1], sys.argv[2]).start(); print(s.proc.pid, flush=True)")
+    run = subprocess.run([sys.executable, "-c", script, str(saved / "v1"), f"sqlite:{tmp_path / 'events.db'}"],
+                         capture_output=True, text=True, timeout=180, check=True)  # fmt: skip
+    pid = int(run.stdout.split()[-1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, not merely a zombie: its parent waited for it
 
 
 def test_a_new_model_version_loads_while_requests_keep_being_answered(service, saved, mf):

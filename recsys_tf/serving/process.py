@@ -7,6 +7,7 @@ and ``bench/bench_serve.py``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -55,6 +56,9 @@ class ServiceProcess:
         try:
             self.proc = subprocess.Popen(cmd, pass_fds=(sock.fileno(),), stdout=out, stderr=subprocess.STDOUT,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+            # a notebook kernel that is shut down or restarted exits without running the cell that
+            # stops the service: stop it then, or it keeps its port and event log past the kernel
+            atexit.register(_stop_at_exit, self.proc)
         finally:
             sock.close()  # the child holds its own copy
             if out is not subprocess.DEVNULL:
@@ -117,6 +121,15 @@ class ServiceProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _stop_at_exit(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def launch(model: str | Path, events: str | Path, **kwargs: Any) -> ServiceProcess:

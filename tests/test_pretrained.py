@@ -137,6 +137,9 @@ def test_sentence_encoder_shapes_determinism_and_similarity():
     z = enc.encode(texts)
     assert z.shape == (4, 384) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
     assert np.allclose(z, SentenceEncoder(batch_size=8).encode(texts), atol=1e-5)
+    # a long text keeps its batch at the full 32 tokens; alone, the short ones run at 8: same vectors
+    long = " ".join(["a warm wool scarf with a long fringe"] * 6)
+    assert np.allclose(SentenceEncoder(batch_size=8).encode(texts + [long])[:4], z, atol=1e-5)
     sim = z @ z.T
     assert sim[0, 1] > sim[0, 2] and sim[2, 3] > sim[2, 0]  # synonyms with no shared word still match
 

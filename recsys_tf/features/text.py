@@ -163,6 +163,15 @@ def minilm_path() -> Path | None:
     return path if (path / "model.safetensors").is_file() else None
 
 
+def _trim_right_padding(x: dict[str, np.ndarray], multiple: int = 8) -> dict[str, np.ndarray]:
+    """BERT inputs without the trailing columns that are padding in every row (the width kept rounded
+    up to a multiple of ``multiple``, so that few shapes are traced). Real tokens never attend to
+    padding, so their vectors do not change; short texts such as product titles cost a fraction."""
+    used = int(x["padding_mask"].sum(axis=1).max(initial=1))
+    width = min(x["padding_mask"].shape[1], -(-used // multiple) * multiple)
+    return {k: v[:, :width] for k, v in x.items()}
+
+
 class SentenceEncoder:
     """Pretrained sentence embeddings, offline: all-MiniLM-L6-v2 (Wang et al. 2020, MiniLM; tuned by
     sentence-transformers on 1B sentence pairs) run by keras-hub's ``BertBackbone``.
@@ -210,8 +219,9 @@ class SentenceEncoder:
         for start in progress(range(0, len(texts), self.batch_size), desc="sentence embeddings"):
             batch = texts[start : start + self.batch_size]
             n = len(batch)
-            x = self._preprocess(batch + [""] * (self.batch_size - n))  # one input shape: traced once
+            x = self._preprocess(batch + [""] * (self.batch_size - n))  # one batch size: few input shapes to trace
+            x = _trim_right_padding({k: keras.ops.convert_to_numpy(v) for k, v in x.items()})
             tokens = np.asarray(self._backbone.predict_on_batch(x)["sequence_output"])[:n]
-            mask = keras.ops.convert_to_numpy(x["padding_mask"])[:n].astype(np.float32)[..., None]
+            mask = x["padding_mask"][:n].astype(np.float32)[..., None]
             out.append((tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0))
         return unit_rows(np.concatenate(out).astype(np.float32))

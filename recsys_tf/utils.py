@@ -132,6 +132,13 @@ def unit_rows(x: Any) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+def padded_width(real: np.ndarray, multiple: int = 8) -> int:
+    """How many columns of a padded (B, L) batch to keep: the most real tokens in a row (``real`` is
+    True on them), rounded up to a multiple of ``multiple`` so that few shapes get compiled, at most L."""
+    used = int(np.count_nonzero(real, axis=1).max(initial=1))
+    return min(real.shape[1], -(-used // multiple) * multiple)
+
+
 def first_occurrence(rows: np.ndarray) -> np.ndarray:
     """Boolean mask, same shape as the 2-D ``rows``: True where a value appears for the first time in its row."""
     order = np.argsort(rows, axis=1, kind="stable")

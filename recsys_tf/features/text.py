@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_tf.errors import DataError
-from recsys_tf.utils import unit_rows
+from recsys_tf.utils import padded_width, unit_rows
 
 
 def _check_texts(texts: Sequence[str]) -> list[str]:
@@ -167,8 +167,7 @@ def _trim_right_padding(x: dict[str, np.ndarray], multiple: int = 8) -> dict[str
     """BERT inputs without the trailing columns that are padding in every row (the width kept rounded
     up to a multiple of ``multiple``, so that few shapes are traced). Real tokens never attend to
     padding, so their vectors do not change; short texts such as product titles cost a fraction."""
-    used = int(x["padding_mask"].sum(axis=1).max(initial=1))
-    width = min(x["padding_mask"].shape[1], -(-used // multiple) * multiple)
+    width = padded_width(x["padding_mask"], multiple)
     return {k: v[:, :width] for k, v in x.items()}
 
 

@@ -40,7 +40,7 @@ from recsys_tf.data.sampling import pair_keys, sample_negatives
 from recsys_tf.data.sequences import PAD, Sequences, to_sequences
 from recsys_tf.errors import DataError
 from recsys_tf.models.base import Recommender, check_k, top_k
-from recsys_tf.utils import progress
+from recsys_tf.utils import padded_width, progress
 
 Loss = Literal["bce", "gbce", "ce"]
 
@@ -76,10 +76,7 @@ def _compiled(fn, variables=()):
 def _trim_padding(x: np.ndarray, multiple: int = 8) -> np.ndarray:
     """Left-padded inputs without the leading columns that are padding in every row; the width kept is
     rounded up to a multiple of ``multiple`` so that few input shapes are compiled."""
-    full = x.shape[1]
-    used = int(np.count_nonzero(x != PAD, axis=1).max(initial=1))
-    width = min(full, -(-used // multiple) * multiple)
-    return x[:, full - width :]
+    return x[:, x.shape[1] - padded_width(x != PAD, multiple) :]
 
 
 def _keras():

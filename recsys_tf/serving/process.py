@@ -58,7 +58,7 @@ class ServiceProcess:
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
             # a notebook kernel that is shut down or restarted exits without running the cell that
             # stops the service: stop it then, or it keeps its port and event log past the kernel
-            atexit.register(_stop_at_exit, self.proc)
+            atexit.register(_terminate, self.proc, 10.0)
         finally:
             sock.close()  # the child holds its own copy
             if out is not subprocess.DEVNULL:
@@ -102,13 +102,8 @@ class ServiceProcess:
         return self.request("POST", path, body, raw)
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            _terminate(self.proc, timeout)
 
     def kill(self) -> None:
         """``kill -9``: no shutdown code runs (the crash the event log must survive)."""
@@ -123,13 +118,15 @@ class ServiceProcess:
         self.stop()
 
 
-def _stop_at_exit(proc: subprocess.Popen) -> None:
+def _terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (the service shuts down cleanly), then ``kill -9`` if it has not exited within ``timeout`` s."""
     if proc.poll() is None:
-        proc.terminate()
+        proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
 
 
 def launch(model: str | Path, events: str | Path, **kwargs: Any) -> ServiceProcess:

@@ -376,6 +376,8 @@ SEQ_MODELS = {
     "GRU4Rec (cross-entropy)": ("GRU4Rec", {}),
     "SASRec (BCE, 1 negative: the paper's loss)": ("SASRec", {"loss": "bce"}),
     "SASRec (full cross-entropy)": ("SASRec", {"loss": "ce"}),
+    # the authors' TensorFlow code (kang205/SASRec): its block layout and Adam beta_2; the recipe's other settings
+    "SASRec, the authors' block (BCE, 1 negative; Adam beta_2 0.98)": ("SASRec", {"loss": "bce", "layout": "authors", "beta_2": 0.98}),
     "BERT4Rec (masked items, cross-entropy)": ("BERT4Rec", {"mask_prob": 0.2}),
 }  # fmt: skip
 # S3-Rec's tables (HR@10, NDCG@10): full ranking, then 99 negatives

@@ -66,8 +66,9 @@ def test_the_published_negatives_file_is_read_per_user_and_checked(tmp_path):
 
 
 # --- networks -----------------------------------------------------------------------------------------
-def test_sasrec_is_causal_and_padding_is_masked():
-    net = build_sequence_net("sasrec", n_items=30, maxlen=8, dim=16, blocks=2, heads=2, dropout=0.0, seed=0)
+@pytest.mark.parametrize("layout", ["pre-norm", "authors"])
+def test_sasrec_is_causal_and_padding_is_masked(layout):
+    net = build_sequence_net("sasrec", n_items=30, maxlen=8, dim=16, blocks=2, heads=2, dropout=0.0, seed=0, layout=layout)
     a = np.array([[0, 0, 3, 4, 5, 6, 7, 8]], "int32")
     b = a.copy()
     b[0, 5:] = [20, 21, 22]  # items after position 4 change
@@ -79,6 +80,33 @@ def test_sasrec_is_causal_and_padding_is_masked():
     bert = build_sequence_net("bert4rec", n_items=30, maxlen=8, dim=16, blocks=1, heads=1, dropout=0.0, seed=0)
     ba, bb = keras.ops.convert_to_numpy(bert(a)), keras.ops.convert_to_numpy(bert(b))
     assert not np.allclose(ba[0, 2], bb[0, 2], atol=1e-4)  # bidirectional: later items matter
+
+
+def test_the_authors_layout_is_their_block_by_hand(tmp_path):
+    """layout="authors" (kang205/SASRec's model.py): h = LN(x); x' = h + softmax(q k^T / sqrt(d)) v with
+    q from h, k and v from x (causal, padding keys masked, no output projection); then
+    h' = LN(x'), h' + FF(h'), padding rows zeroed; a final LN."""
+    net = build_sequence_net("sasrec", n_items=9, maxlen=5, dim=4, blocks=1, heads=1, dropout=0.0, seed=2, layout="authors")
+    seq = np.array([[0, 0, 3, 7, 1]], "int32")
+    blk = net.blocks[0]
+    dense = lambda layer, x: x @ keras.ops.convert_to_numpy(layer.kernel) + keras.ops.convert_to_numpy(layer.bias)  # noqa: E731
+    ln = lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-6)  # gamma 1, beta 0 when built
+    keep = (seq[0] != 0)[:, None]
+    x = (keras.ops.convert_to_numpy(net.items.embeddings)[seq[0]] * 2.0 + keras.ops.convert_to_numpy(net.positions.embeddings)) * keep
+    h = ln(x)
+    q, kv = dense(blk.q, h), dense(blk.kv, x)
+    k, v = kv[:, :4], kv[:, 4:]
+    logits = np.where(np.tril(np.ones((5, 5), bool)) & keep.T, q @ k.T / 2.0, -1e9)
+    att = np.exp(logits - logits.max(-1, keepdims=True))
+    x = h + (att / att.sum(-1, keepdims=True)) @ v
+    h = ln(x)
+    x = (h + dense(blk.ff2, np.maximum(dense(blk.ff1, h), 0))) * keep
+    want = ln(x)
+    got = keras.ops.convert_to_numpy(net(seq))[0]
+    assert np.allclose(got[2:], want[2:], atol=1e-5) and not hasattr(blk, "proj")
+    # Glorot-uniform embeddings, as the authors' tf.get_variable: positions within sqrt(6 / (5 + 4)) = 0.82
+    positions = np.abs(keras.ops.convert_to_numpy(net.positions.embeddings))
+    assert 0.3 < positions.max() <= math.sqrt(6 / 9)
 
 
 def _tiny_net():
@@ -125,8 +153,10 @@ def test_full_cross_entropy_equals_the_softmax_over_all_items_by_hand():
     assert float(keras.ops.mean(sequence_loss(net, packed, "ce", positions=5))) == pytest.approx(want, rel=1e-4)
 
 
-@pytest.mark.parametrize("kind,loss,n_neg", [("sasrec", "bce", 1), ("sasrec", "gbce", 3), ("sasrec", "ce", 0), ("bert4rec", "ce", 0)])
-def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(kind, loss, n_neg):
+@pytest.mark.parametrize("kind,loss,n_neg,layout", [("sasrec", "bce", 1, "pre-norm"), ("sasrec", "gbce", 3, "pre-norm"),
+                                                    ("sasrec", "ce", 0, "pre-norm"), ("bert4rec", "ce", 0, "pre-norm"),
+                                                    ("sasrec", "bce", 1, "authors")])  # fmt: skip
+def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(kind, loss, n_neg, layout):
     """``tokens=``: the dense layers run on the batch's items, not on its padding (training's fast
     path); loss and gradients are those of the full (B, L) computation, to float rounding."""
     import tensorflow as tf
@@ -134,7 +164,7 @@ def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(k
     from recsys_tf.models.sequential import _Trainer
 
     rng = np.random.default_rng(0)
-    net = build_sequence_net(kind, 50, 12, 16, 2, 2, 0.0, 0)
+    net = build_sequence_net(kind, 50, 12, 16, 2, 2, 0.0, 0, layout)
     lens = rng.integers(1, 13, 8)
     real = np.arange(12)[None, :] >= 12 - lens[:, None]  # left padding
     seq = np.where(real, rng.integers(1, 51, (8, 12)), 0)
@@ -249,11 +279,16 @@ def test_ranking_without_the_padding_columns_gives_the_full_width_lists(cls):
     assert np.array_equal(on_device[0], on_host[0]) and np.allclose(on_device[1], on_host[1], atol=1e-5)
 
 
-def test_save_and_load_round_trip(sasrec, tmp_path):
+def test_save_and_load_round_trip(chain_split, sasrec, tmp_path):
     sasrec.save(tmp_path / "s")
     again = Recommender.load(tmp_path / "s")
-    assert type(again) is SASRec and again.maxlen == 10
+    assert type(again) is SASRec and again.maxlen == 10 and again.layout == "pre-norm"
     assert np.allclose(again.recommend_next([110, 111], k=5)[1], sasrec.recommend_next([110, 111], k=5)[1], atol=1e-5)
+    authors = SASRec(maxlen=10, dim=8, epochs=1, layout="authors", beta_2=0.98, verbose=False).fit(chain_split[0])
+    authors.save(tmp_path / "a")
+    back = Recommender.load(tmp_path / "a")
+    assert (back.layout, back.beta_2) == ("authors", 0.98)
+    assert np.allclose(back.recommend_next([110, 111], k=5)[1], authors.recommend_next([110, 111], k=5)[1], atol=1e-5)
     assert np.array_equal(again.recommend(5, k=5)[0], sasrec.recommend(5, k=5)[0])
     (tmp_path / "s" / "sequence_codes.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(DataError):
@@ -273,6 +308,8 @@ def test_sequence_models_refuse_bad_settings_and_unordered_data():
         SASRec(loss="hinge")
     with pytest.raises(ValueError, match="multiple of heads"):
         SASRec(dim=10, heads=3)
+    with pytest.raises(ValueError, match="layout must be 'pre-norm' or 'authors'"):
+        SASRec(layout="post-norm")
     with pytest.raises(DataError, match="timestamp"):
         SASRec(epochs=1, verbose=False).fit(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}))
     assert math.isfinite(_gbce_beta(1, 2, 0.0))
@@ -319,6 +356,9 @@ def test_a_checkpoint_of_another_fit_or_a_damaged_one_is_refused(chain_split, tm
         SASRec(**{**kw, "dim": 16}).fit(train, val=split.val_frame, checkpoint=ckpt)
     with pytest.raises(DataError, match="another fit"):
         SASRec(**kw).fit(train.iloc[:-1], val=split.val_frame, checkpoint=ckpt)  # other data
+    for later in ({"layout": "authors"}, {"beta_2": 0.98}):  # settings added later count when not at their default
+        with pytest.raises(DataError, match="another fit"):
+            SASRec(**kw, **later).fit(train, val=split.val_frame, checkpoint=ckpt)
     ckpt.write_bytes(ckpt.read_bytes()[:200])
     with pytest.raises(DataError, match="damaged checkpoint.*delete it"):
         SASRec(**kw).fit(train, val=split.val_frame, checkpoint=ckpt)

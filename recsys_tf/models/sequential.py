@@ -85,8 +85,22 @@ def _keras():
     return keras
 
 
-def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: int, heads: int, dropout: float, seed: int):
-    """The network of ``kind`` (``"gru4rec"``, ``"sasrec"``, ``"bert4rec"``): int sequences (B, L) -> states (B, L, dim)."""
+def _check_layout(layout: str) -> str:
+    if layout not in ("pre-norm", "authors"):
+        raise ValueError(f"layout must be 'pre-norm' or 'authors', got {layout!r}.")
+    return layout
+
+
+def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: int, heads: int, dropout: float, seed: int,
+                       layout: str = "pre-norm"):
+    """The network of ``kind`` (``"gru4rec"``, ``"sasrec"``, ``"bert4rec"``): int sequences (B, L) -> states (B, L, dim).
+
+    ``layout``: ``"pre-norm"``, the Transformer block of GPT-2 and later code (x + Attn(LN x), then
+    x + FF(LN x)); ``"authors"``, the block of SASRec's own TensorFlow code (kang205/SASRec):
+    h = LN x, x' = h + Attn(queries h, keys and values x) without an output projection, then
+    h' = LN x', h' + FF(h'); its embeddings are Glorot-uniform (positions ~7x larger than here).
+    """
+    authors = _check_layout(layout) == "authors"
     keras = _keras()
     from keras import layers, ops
 
@@ -97,8 +111,12 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             super().__init__(**kw)
             init = lambda s: keras.initializers.GlorotUniform(seed=s)  # noqa: E731
             self.causal, self.heads = causal, heads
-            self.qkv = layers.Dense(3 * dim, kernel_initializer=init(seed))
-            self.proj = layers.Dense(dim, kernel_initializer=init(seed + 1))
+            if authors:  # queries from the normalised input, keys and values from the input itself
+                self.q = layers.Dense(dim, kernel_initializer=init(seed))
+                self.kv = layers.Dense(2 * dim, kernel_initializer=init(seed + 1))
+            else:
+                self.qkv = layers.Dense(3 * dim, kernel_initializer=init(seed))
+                self.proj = layers.Dense(dim, kernel_initializer=init(seed + 1))
             self.ff1 = layers.Dense(dim, kernel_initializer=init(seed + 2))
             self.ff2 = layers.Dense(dim, kernel_initializer=init(seed + 3))
             self.ln1, self.ln2 = layers.LayerNormalization(epsilon=1e-6), layers.LayerNormalization(epsilon=1e-6)
@@ -121,36 +139,51 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             return ops.reshape(ops.transpose(ops.matmul(self.drop(weights, training=training), v), (0, 2, 1, 3)), (-1, length, dim))
 
         def feed_forward(self, x, training=None):
-            h = self.ff1(self.ln2(x))
+            normed = self.ln2(x)
+            h = self.ff1(normed)
             # SASRec's feed-forward uses ReLU; BERT4Rec's, BERT's GELU in its tanh form (Google's BERT code, which
             # BERT4Rec builds on) -- also the form LiteRT and ONNX run exactly (the erf form has no ONNX operator)
             h = ops.relu(h) if self.causal else keras.activations.gelu(h, approximate=True)
-            return x + self.drop(self.ff2(self.drop(h, training=training)), training=training)
+            return (normed if authors else x) + self.drop(self.ff2(self.drop(h, training=training)), training=training)
+
+        def project(self, x):
+            """Queries, keys and values (..., 3 dim) of states ``x`` and the attention's residual input."""
+            normed = self.ln1(x)
+            if authors:
+                return ops.concatenate([self.q(normed), self.kv(x)], axis=-1), normed
+            return self.qkv(normed), x
+
+        def residual(self, skip, ctx, training=None):
+            return skip + ctx if authors else skip + self.drop(self.proj(ctx), training=training)
 
         def call(self, x, keep, training=None):
-            x = x + self.drop(self.proj(self.attend(self.qkv(self.ln1(x)), keep, training)), training=training)
+            qkv, skip = self.project(x)
+            x = self.residual(skip, self.attend(qkv, keep, training), training)
             return self.feed_forward(x, training) * ops.cast(ops.expand_dims(keep, -1), x.dtype)
 
         def call_packed(self, x, rows, keep, training=None):
             """The same block on the items' states only, ``x`` (P, dim) at flat positions ``rows`` of the
             (B, L) input (B * L for an empty slot): only the attention needs the (B, L) layout."""
             b, length = keep.shape
-            qkv = ops.scatter(ops.expand_dims(rows, -1), self.qkv(self.ln1(x)), (b * length + 1, 3 * dim))[: b * length]
+            qkv, skip = self.project(x)
+            qkv = ops.scatter(ops.expand_dims(rows, -1), qkv, (b * length + 1, 3 * dim))[: b * length]
             ctx = ops.reshape(self.attend(ops.reshape(qkv, (b, length, 3 * dim)), keep, training), (b * length, dim))
             ctx = ops.take(ops.concatenate([ctx, ops.zeros((1, dim), ctx.dtype)]), rows, axis=0)
-            return self.feed_forward(x + self.drop(self.proj(ctx), training=training), training)
+            return self.feed_forward(self.residual(skip, ctx, training), training)
 
     class SequenceNet(keras.Model):
         def __init__(self) -> None:
             super().__init__()
             self.kind, self.n_items, self.maxlen = kind, n_items, maxlen
             # codes 1..n_items are items, 0 pads, n_items + 1 is BERT4Rec's [MASK]
-            self.items = layers.Embedding(n_items + 2, dim, embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed))
+            table = (lambda s: keras.initializers.GlorotUniform(seed=s)) if authors else (  # noqa: E731
+                lambda s: keras.initializers.TruncatedNormal(stddev=0.02, seed=s))
+            self.items = layers.Embedding(n_items + 2, dim, embeddings_initializer=table(seed))
             self.drop = layers.Dropout(dropout, seed=seed + 1)
             if kind == "gru4rec":
                 self.gru = layers.GRU(dim, return_sequences=True, seed=seed + 2)
             else:
-                self.positions = layers.Embedding(maxlen, dim, embeddings_initializer=keras.initializers.TruncatedNormal(stddev=0.02, seed=seed + 3))
+                self.positions = layers.Embedding(maxlen, dim, embeddings_initializer=table(seed + 3))
                 self.blocks = [Block(kind == "sasrec", seed + 10 * (b + 1)) for b in range(blocks)]
                 self.norm = layers.LayerNormalization(epsilon=1e-6)
 
@@ -277,12 +310,16 @@ class SequentialRecommender(Recommender):
 
     kind = ""
     _param_names = ("maxlen", "dim", "blocks", "heads", "dropout", "loss", "n_neg", "gbce_t", "epochs", "batch_size",
-                    "learning_rate", "seed", "patience", "mask_prob")  # fmt: skip
+                    "learning_rate", "seed", "patience", "mask_prob", "beta_2")  # fmt: skip
+    # settings added after checkpoints were first written: in a fit's fingerprint only when not at these
+    # defaults, so that a checkpoint written before they existed still resumes
+    _later_params: dict[str, Any] = {"beta_2": 0.9, "layout": "pre-norm"}
+    layout = "pre-norm"  # the Transformer block (see build_sequence_net); SASRec takes it as an argument
 
     def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.2,
                  loss: Loss = "bce", n_neg: int = 1, gbce_t: float = 0.75, epochs: int = 50, batch_size: int = 128,
                  learning_rate: float = 1e-3, seed: int = 0, patience: int | None = None, mask_prob: float = 0.2,
-                 verbose: bool = True, epoch_callback=None) -> None:  # fmt: skip
+                 beta_2: float = 0.9, verbose: bool = True, epoch_callback=None) -> None:  # fmt: skip
         super().__init__()
         if loss not in ("bce", "gbce", "ce"):
             raise ValueError(f"loss must be 'bce', 'gbce' or 'ce', got {loss!r}.")
@@ -292,6 +329,7 @@ class SequentialRecommender(Recommender):
         self.maxlen, self.dim, self.blocks, self.heads, self.dropout = maxlen, dim, blocks, heads, dropout
         self.loss, self.n_neg, self.gbce_t, self.epochs, self.batch_size = loss, n_neg, gbce_t, epochs, batch_size
         self.learning_rate, self.seed, self.patience, self.mask_prob = learning_rate, seed, patience, mask_prob
+        self.beta_2 = beta_2
         self.verbose, self.epoch_callback = verbose, epoch_callback
         self.history_: list[dict[str, float]] = []
         self.best_epoch_: int | None = None
@@ -313,10 +351,10 @@ class SequentialRecommender(Recommender):
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         self.sequences_ = self._code_sequences(train)
-        self.net_ = build_sequence_net(self.kind, self.n_items, self.maxlen, self.dim, self.blocks, self.heads, self.dropout, self.seed)
+        self.net_ = self._build_net()
         beta = _gbce_beta(self.n_neg, self.n_items, self.gbce_t) if self.loss == "gbce" else 1.0
         loss_kind = "ce" if self.kind == "bert4rec" else self.loss
-        trainer = _Trainer(self.net_, loss_kind, beta, self.learning_rate, self.batch_size)
+        trainer = _Trainer(self.net_, loss_kind, beta, self.learning_rate, self.batch_size, self.beta_2)
         self.history_, self.best_epoch_ = [], None
         best, best_weights, waited, first, t0, self.fit_seconds_ = None, None, 0, 0, time.perf_counter(), 0.0
         ckpt = None if checkpoint is None else _Checkpoint(Path(checkpoint), self._fingerprint(val))
@@ -358,7 +396,8 @@ class SequentialRecommender(Recommender):
         sequences and the validation rows."""
         import hashlib
 
-        h = hashlib.sha256(json.dumps({"class": type(self).__name__, **self._state(), "backend": _keras().backend.backend(),
+        state = {k: v for k, v in self._state().items() if k not in self._later_params or v != self._later_params[k]}
+        h = hashlib.sha256(json.dumps({"class": type(self).__name__, **state, "backend": _keras().backend.backend(),
                                        "n_items": self.n_items}, sort_keys=True, default=str).encode())  # fmt: skip
         h.update(np.ascontiguousarray(self.sequences_.codes, np.int64).tobytes())
         h.update(np.ascontiguousarray(self.sequences_.lengths, np.int64).tobytes())
@@ -572,8 +611,12 @@ class SequentialRecommender(Recommender):
         if offsets.ndim != 1 or len(offsets) != self.n_users + 1 or offsets[-1] != len(codes) or (codes < 1).any() or (codes > self.n_items).any():
             raise DataError(f"{folder}: the saved sequences do not match the model's users and items.")
         self.sequences_ = Sequences(np.arange(self.n_users), offsets, codes, np.arange(self.n_items))
-        self.net_ = build_sequence_net(self.kind, self.n_items, self.maxlen, self.dim, self.blocks, self.heads, self.dropout, self.seed)
+        self.net_ = self._build_net()
         self.net_.load_weights(folder / "model.weights.h5")
+
+    def _build_net(self):
+        return build_sequence_net(self.kind, self.n_items, self.maxlen, self.dim, self.blocks, self.heads, self.dropout,
+                                  self.seed, self.layout)  # fmt: skip
 
 
 class _Checkpoint:
@@ -630,7 +673,7 @@ class _Checkpoint:
 class _Trainer:
     """Adam over packed epochs, through the kit's compiled epoch loop where the backend has one."""
 
-    def __init__(self, net, loss: str, beta: float, learning_rate: float, batch_size: int) -> None:
+    def __init__(self, net, loss: str, beta: float, learning_rate: float, batch_size: int, beta_2: float = 0.9) -> None:
         keras = _keras()
         from recsys_tf.models import fast_loop
 
@@ -649,7 +692,7 @@ class _Trainer:
                 return sequence_loss(self.inner, packed, loss, beta, trainer.positions, trainer.tokens)
 
         self.model = Wrapped()
-        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self.optimizer = keras.optimizers.Adam(learning_rate, beta_2=beta_2)
         self.mean = lambda y_true, y_pred: keras.ops.mean(y_pred)  # the model returns the loss itself
         self.model.compile(optimizer=self.optimizer, loss=self.mean)
         # XLA only where it pays: on a 2-core CPU an epoch of Beauty ran as fast or faster without it
@@ -706,9 +749,17 @@ class SASRec(SequentialRecommender):
 
     ``loss="bce"`` with one negative is the paper's; ``"gbce"`` with ``n_neg`` negatives is gSASRec;
     ``"ce"`` is the full softmax of Klenitskiy & Vasilev (RecSys 2023).
+
+    ``layout="authors"`` builds the block as the authors' TensorFlow code does (see
+    :func:`build_sequence_net`); with ``beta_2=0.98`` (its Adam) and ``dim=50`` it is their model.
     """
 
     name = kind = "sasrec"
+    _param_names = SequentialRecommender._param_names + ("layout",)
+
+    def __init__(self, layout: str = "pre-norm", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.layout = _check_layout(layout)
 
 
 class BERT4Rec(SequentialRecommender):

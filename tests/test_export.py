@@ -76,13 +76,15 @@ def test_models_without_a_scoring_network_are_refused(clicks, tmp_path):
         export(MatrixFactorization(epochs=1, verbose=False).fit(clicks), tmp_path / "y", "pickle")
 
 
-@pytest.mark.parametrize(("kind", "fmt"), [("SASRec", "litert"), ("BERT4Rec", "onnx")])
+@pytest.mark.parametrize(("kind", "fmt"), [("SASRec", "litert"), ("BERT4Rec", "onnx"), ("SASRec, the authors' block", "onnx")])
 def test_a_sequence_model_exports_and_answers_sessions_as_recommend_next(kind, fmt, tmp_path, tiny_sasrec, chain_sessions):
     import tensorflow as tf
 
-    from recsys_tf.models import BERT4Rec
+    from recsys_tf.models import BERT4Rec, SASRec
 
-    model = tiny_sasrec if kind == "SASRec" else BERT4Rec(maxlen=8, dim=16, blocks=1, epochs=1, batch_size=128, verbose=False).fit(chain_sessions)
+    small = dict(maxlen=8, dim=16, blocks=1, epochs=1, batch_size=128, verbose=False)
+    model = {"SASRec": lambda: tiny_sasrec, "BERT4Rec": lambda: BERT4Rec(**small).fit(chain_sessions),
+             "SASRec, the authors' block": lambda: SASRec(layout="authors", **small).fit(chain_sessions)}[kind]()
     loaded = tf.saved_model.load(str(export(model, tmp_path / "sm", "saved_model", k=5)))
     session = [105, 106, 107]
     out = loaded.signatures["serving_default"](item_id=tf.constant(session, tf.int64))

@@ -893,7 +893,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
                       f"recsys_tf.reproduce --only seq_{res['dataset']} --models '{part['which']}'` {_resumes(part)}."]  # fmt: skip
     missing = [label for label in SEQ_MODELS if not any(n.startswith(label) for n in res["rows"])]
     if missing:
-        lines += ["", f"Not run yet on this data: {', '.join(missing)} (hours each on the 2-core CPU); "
+        lines += ["", f"Not run yet on this data: {'; '.join(missing)} (hours each on the 2-core CPU); "
                       f"`python -m recsys_tf.reproduce --only seq_{res['dataset']} --models TEXT` adds the rows whose "
                       "label contains TEXT to this table."]  # fmt: skip
     devices = sorted({d for r in res["rows"].values() for d in r.get("device", [])})

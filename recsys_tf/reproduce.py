@@ -847,7 +847,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     others = list(dict.fromkeys(r["protocol"] for r in res["rows"].values() if "protocol" in r))
     for name, r in res["rows"].items():
-        match = pubs.get(name.split(" (")[0])
+        match = pubs.get(re.match(r"\w+", name).group())  # the model family: "SASRec" of "SASRec, the authors' block (...)"
         full_pub = f"{_num(match[0][0])} / {_num(match[0][1])}" if match and not np.isnan(match[0][0]) else ""
         samp_pub = f"{_num(match[1][0])} / {_num(match[1][1])}" if match else ""
         verdict = ""

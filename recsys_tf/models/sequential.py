@@ -303,6 +303,8 @@ class SequentialRecommender(Recommender):
     leave-one-out test of SASRec). Histories longer than ``maxlen`` are truncated to their most
     recent ``maxlen`` items, in training and at prediction.
 
+    Training is Adam at ``learning_rate`` with ``beta_2`` (Keras' default 0.9; SASRec's code uses 0.98).
+
     ``fit(train, items, val=val, checkpoint="run.npz")`` writes the training state after every epoch
     and resumes from it when called again (hours-long fits survive a stop; see ``_fit``);
     ``fit_seconds_`` is the training time across resumed runs.

@@ -796,13 +796,14 @@ def _checkpoint_dir(partial: Path, key: dict[str, Any]) -> Path:
     return cache_dir() / "checkpoints" / f"{partial.name.removesuffix('.partial.json')}-{tag}"
 
 
-def _partial_run(key: str) -> dict[str, Any] | None:
-    """The seeds a stopped sequence run finished (``docs/results/<key>[.<models>].partial.json``), marked partial."""
-    saved = {}
-    for path in sorted(RAW.glob(f"{key}.*partial.json")):
-        saved = json.loads(path.read_text())
-        if saved.get("runs"):
-            break
+def _partial_runs(key: str) -> list[dict[str, Any]]:
+    """The seeds each stopped sequence run finished (``docs/results/<key>[.<models>].partial.json``: one file per
+    ``--models`` choice, so several runs of other models can be stopped at once), each marked partial."""
+    found = (_partial_result(key, json.loads(path.read_text())) for path in sorted(RAW.glob(f"{key}.*partial.json")))
+    return [part for part in found if part is not None]
+
+
+def _partial_result(key: str, saved: dict[str, Any]) -> dict[str, Any] | None:
     runs = saved.get("runs") or {}
     if not runs:
         return None
@@ -887,8 +888,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
         which = f" --models '{res['which']}'" if res.get("which") else ""
         lines += ["", f"**Partly run**: seeds {res['seeds']} of 3 have finished (the run stopped; the table is over those seeds). "
                       f"`python -m recsys_tf.reproduce --only seq_{res['dataset']}{which}` {_resumes(res)}."]  # fmt: skip
-    if res.get("partly"):
-        part = res["partly"]
+    for part in res.get("partly", []):
         lines += ["", f"**Partly run**: {part['which']!r}, seeds {part['seeds']} of 3 (rows marked \"partly run\"); `python -m "
                       f"recsys_tf.reproduce --only seq_{res['dataset']} --models '{part['which']}'` {_resumes(part)}."]  # fmt: skip
     missing = [label for label in SEQ_MODELS if not any(n.startswith(label) for n in res["rows"])]
@@ -945,14 +945,19 @@ def render(results: dict[str, Any], dev: str) -> str:
                        ("seq_beauty", "Sequential recommendation on Amazon Beauty (S3-Rec's data)"),
                        ("seq_sports", "Sequential recommendation on Amazon Sports (S3-Rec's data)"),
                        ("seq_games", "SASRec on Amazon Games (the SASRec paper's data, 100 negatives)")):  # fmt: skip
-        res, part = results.get(key), _partial_run(key)
-        if res and part and part.get("which") and part.get("data") == res.get("data"):
+        res, parts = results.get(key), _partial_runs(key)
+        if not res and parts:
+            res, parts = parts[0], parts[1:]
+        for part in parts:
+            if not (res and part.get("which") and part.get("data") == res.get("data")):
+                continue
             # a stopped run of other models: its finished seeds join the table, marked (hours of work on a CPU)
             extra = {f"{n} (partly run: seeds {part['seeds']})": _with_protocol(r, part["protocol"], res["protocol"])
                      for n, r in part["rows"].items() if not n.startswith("PopRec")}  # fmt: skip
             tuning = {f"{n} (partly run: seeds {part['seeds']})": t for n, t in part.get("tuning", {}).items()}
-            res = {**res, "rows": {**res["rows"], **extra}, "tuning": {**res.get("tuning", {}), **tuning}, "partly": part}
-        res = res or part or {"skipped": HEAVY.get(key, "not run")}
+            res = {**res, "rows": {**res["rows"], **extra}, "tuning": {**res.get("tuning", {}), **tuning},
+                   "partly": [*res.get("partly", []), part]}  # fmt: skip
+        res = res or {"skipped": HEAVY.get(key, "not run")}
         lines += [f"## {title}", ""]
         lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", ""]
     lines += _speed_section()

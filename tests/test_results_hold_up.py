@@ -243,9 +243,9 @@ def test_stopped_runs_of_different_models_keep_their_seeds_apart(tmp_path, monke
     assert len({ce, pop, every}) == 3 and ce.name == "seq_beauty.sasrec-full.partial.json" and every.name == "seq_beauty.partial.json"
     rows = {"SASRec (full cross-entropy)": {"hr_full": 0.06, "ndcg_full": 0.03, "hr_sampled": 0.5, "ndcg_sampled": 0.3}}
     ce.write_text(json.dumps({"key": {"dataset": "beauty", "which": "SASRec (full"}, "runs": {"0": rows}}))
-    found = reproduce._partial_run("seq_beauty")
+    (found,) = reproduce._partial_runs("seq_beauty")
     assert found["partial"] and found["which"] == "SASRec (full" and found["seeds"] == [0]
-    assert reproduce._partial_run("seq_games") is None
+    assert reproduce._partial_runs("seq_games") == []
 
 
 def test_a_stopped_run_of_other_models_joins_the_finished_table_marked(tmp_path, monkeypatch):
@@ -261,7 +261,16 @@ def test_a_stopped_run_of_other_models_joins_the_finished_table_marked(tmp_path,
     section = reproduce.render({"seq_beauty": done}, "CPU").split("## Sequential recommendation on Amazon Beauty")[1].split("## ")[0]
     assert "| SASRec (full cross-entropy) (partly run: seeds [0]) | 0.0605 / 0.0318 | **0.0872 ± 0.0000" in section
     assert "beats it: yes, all 4" in section and section.count("| PopRec |") == 1  # 0.0872 > 0.0605, 0.0436 > 0.0318, ...
-    assert "--models 'SASRec (full'` resumes" in section and "SASRec (full cross-entropy)," not in section.split("Not run yet")[1]
+    assert "--models 'SASRec (full'` resumes" in section and "SASRec (full cross-entropy);" not in section.split("Not run yet")[1]
+    # two runs of other models stopped at once (one file each): both join the table, each with its own resume line
+    authors = {"PopRec": row(0.01), "SASRec, the authors' block (BCE, 1 negative; Adam beta_2 0.98)": row(0.0640)}
+    reproduce._partial_path("beauty", "authors").write_text(json.dumps(
+        {"key": reproduce._seq_key("beauty", "authors"), "runs": {"0": authors, "1": authors},
+         "result": {**done, "seeds": [0, 1], "rows": reproduce.over_seeds([authors] * 2)}}))  # fmt: skip
+    section = reproduce.render({"seq_beauty": done}, "CPU").split("## Sequential recommendation on Amazon Beauty")[1].split("## ")[0]
+    assert "| SASRec (full cross-entropy) (partly run: seeds [0]) |" in section and "--models 'SASRec (full'` resumes" in section
+    assert "| SASRec, the authors' block (BCE, 1 negative; Adam beta_2 0.98) (partly run: seeds [0, 1]) |" in section
+    assert "**Partly run**: 'authors', seeds [0, 1] of 3" in section and section.count("**Partly run**") == 2
 
 
 def test_a_long_run_renders_the_other_experiments_as_they_are_on_disk_when_it_ends(tmp_path, monkeypatch):
@@ -369,7 +378,7 @@ def test_rows_of_another_recipe_stay_in_the_table_marked_with_their_recipe(tmp_p
     stale = {**reproduce._seq_key("beauty", "SASRec (BCE"), "max_epochs": 100}
     reproduce._partial_path("beauty", "SASRec (BCE").write_text(json.dumps({"key": stale, "runs": {"0": {"PopRec": {
         "hr_full": 0.01, "ndcg_full": 0.005, "hr_sampled": 0.3, "ndcg_sampled": 0.15}}}}))  # fmt: skip
-    assert reproduce._partial_run("seq_beauty")["stale"]
+    assert reproduce._partial_runs("seq_beauty")[0]["stale"]
     assert "runs it again from the first seed with the current recipe" in reproduce.render({}, "CPU")
 
 

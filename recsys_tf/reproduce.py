@@ -1053,8 +1053,8 @@ HEAVY = {
                   "recsys_tf.reproduce --only seq_beauty` (`--models TEXT` for some models, finished seeds are kept; on a GPU: "
                   "`KERAS_BACKEND=jax`)",
     "seq_sports": "too long for the 2-core CPU budget (35,598 users, 18,357 items); run `python -m recsys_tf.reproduce --only seq_sports`",
-    "seq_games": "hours on the 2-core CPU (31,013 users, 23,715 items; an epoch of SASRec-BCE with its validation ~20 s, "
-                 "~16-40 min a seed, the first seed twice over for the two dropouts, the cross-entropy models longer); run "
+    "seq_games": "hours on the 2-core CPU (31,013 users, 23,715 items; an epoch of SASRec-BCE with its validation ~28 s, "
+                 "70-80 min a seed, the first seed twice over for the two dropouts, the cross-entropy models longer); run "
                  "`python -m recsys_tf.reproduce --only seq_games` "
                  "(`--models TEXT` for some models, finished seeds are kept)",
 }  # fmt: skip

@@ -6,6 +6,8 @@ the 90 s the issue allows. They run in one pytest-xdist worker (the ``spark`` gr
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,12 +19,31 @@ pytestmark = pytest.mark.xdist_group("spark")
 pytest.importorskip("pyspark")
 
 
+def _one_worker_starts_spark(tmp_path_factory) -> None:
+    """Under pytest-xdist, fail when a second worker starts a SparkSession: ``make test`` keeps this
+    module on one worker (``--dist loadgroup``), as a second session costs ~55 s of the 2 cores. The
+    grouping once stopped silently (pytest 9.2 with pytest-xdist 3.8, pytest-xdist#1386)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return
+    claim = tmp_path_factory.getbasetemp().parent / "spark-session-worker"  # shared by this run's workers
+    try:
+        with open(claim, "x") as f:
+            f.write(worker)
+    except FileExistsError:
+        first = claim.read_text()
+        if first != worker:
+            pytest.fail(f"the Spark tests run on two pytest-xdist workers ({first} and {worker}), each starting Spark: "
+                        "run them with --dist loadgroup on a pytest that keeps xdist_group (pyproject pins pytest<9.2)")
+
+
 @pytest.fixture(scope="module")
-def spark():
+def spark(tmp_path_factory):
     from recsys_tf.spark import java_home, spark_session
 
     if java_home() is None:
         pytest.skip("no Java runtime (Spark needs OpenJDK 17+)")
+    _one_worker_starts_spark(tmp_path_factory)
     session = spark_session("local[2]", shuffle_partitions=4, driver_memory="1g")
     yield session
     session.stop()

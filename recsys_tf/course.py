@@ -60,6 +60,31 @@ def default_kernel() -> str:
         return "python3"
 
 
+def kernel_manager_class() -> type:
+    """Jupyter's kernel manager, talking to the kernel over Unix sockets where it can.
+
+    Over TCP on 127.0.0.1 any local user can reach the kernel's ports (ipykernel 7 warns so at every
+    start); an IPC socket lives in Jupyter's runtime folder, which only its owner can open. TCP stays
+    where Unix sockets do not exist (Windows) or their path would pass the 107-byte limit.
+    """
+    from jupyter_client.manager import KernelManager
+
+    if os.name == "nt":
+        return KernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    longest = f"{jupyter_runtime_dir()}/kernel-{'0' * 36}-ipc-99"  # the connection file's name, "-ipc", a port number
+    if len(longest.encode()) > 107:
+        return KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,
             kernel: str | None = None, timeout: int = 1800) -> dict[str, Any]:  # fmt: skip
     """Execute one notebook with papermill into ``out_dir``; returns its recorded results and timing."""
@@ -75,6 +100,7 @@ def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = N
         pm.execute_notebook(
             str(notebook), str(target), parameters=parameters or {}, kernel_name=kernel or default_kernel(),
             cwd=str(notebook.parent), progress_bar=False, execution_timeout=timeout, log_output=False,
+            kernel_manager_class=kernel_manager_class(),
         )  # fmt: skip
     finally:
         if env_before is None:

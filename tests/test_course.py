@@ -1,6 +1,9 @@
 """The notebook conventions and the course runner's helpers."""
 
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -50,3 +53,23 @@ def test_read_results_from_an_executed_notebook():
     ]}  # fmt: skip
     assert read_results(nb) == {"a": 2, "b": [1, 2]}
     assert json.dumps(read_results(nb))
+
+
+@pytest.mark.parametrize("long_runtime_dir", [False, True], ids=["unix-sockets", "tcp-fallback"])
+def test_notebooks_run_over_private_sockets_or_tcp_when_the_path_is_too_long(tmp_path, monkeypatch, capfd, request, long_runtime_dir):
+    """The course runner's kernels talk over Unix sockets in Jupyter's runtime folder (no "TCP without
+    encryption" warning from ipykernel); a folder whose socket paths would pass 107 bytes falls back to TCP."""
+    from recsys_tf.course import execute, kernel_manager_class
+
+    short = Path(tempfile.mkdtemp(prefix="rt"))  # the system's temporary folder: pytest's own paths are too long
+    runtime = short / ("r" * 90) if long_runtime_dir else short
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    request.addfinalizer(lambda: shutil.rmtree(short, ignore_errors=True))
+    transport = kernel_manager_class()(kernel_name="python3").transport
+    assert transport == ("tcp" if long_runtime_dir else "ipc")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("from recsys_tf.results import record\nrecord('answer', 6 * 7)")])
+    nbformat.write(nb, tmp_path / "tiny.ipynb")
+    run = execute(tmp_path / "tiny.ipynb", tmp_path / "out", kernel="python3", timeout=120)
+    assert run["results"] == {"answer": 42}
+    assert ("without encryption" in capfd.readouterr().err) == long_runtime_dir
+    assert not any(runtime.glob("*ipc*")), "the kernel's socket files are removed when it stops"

@@ -64,23 +64,36 @@ def kernel_manager_class() -> type:
     """Jupyter's kernel manager, talking to the kernel over Unix sockets where it can.
 
     Over TCP on 127.0.0.1 any local user can reach the kernel's ports (ipykernel 7 warns so at every
-    start); an IPC socket lives in Jupyter's runtime folder, which only its owner can open. TCP stays
-    where Unix sockets do not exist (Windows) or their path would pass the 107-byte limit.
+    start). Each kernel's sockets go in a folder of their own that only its owner can open (mode
+    0700, removed with the kernel): jupyter_client's default puts them in the working directory,
+    under the same names for every kernel. TCP stays where Unix sockets do not exist (Windows) or
+    their path would pass the 107-byte limit.
     """
-    from jupyter_client.manager import KernelManager
+    import shutil
+    import tempfile
 
-    if os.name == "nt":
-        return KernelManager
-    from jupyter_core.paths import jupyter_runtime_dir
+    from jupyter_client.manager import AsyncKernelManager  # nbclient's default
 
-    longest = f"{jupyter_runtime_dir()}/kernel-{'0' * 36}-ipc-99"  # the connection file's name, "-ipc", a port number
-    if len(longest.encode()) > 107:
-        return KernelManager
+    longest = f"{tempfile.gettempdir()}/recsys-tf-kernel-{'x' * 8}/kernel-99"  # mkdtemp adds 8 characters
+    if os.name == "nt" or len(longest.encode()) > 107:
+        return AsyncKernelManager
 
-    class IPCKernelManager(KernelManager):
+    class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
             super().__init__(**kwargs)
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            if not getattr(self, "_socket_dir", None):  # made when the kernel starts: a manager never started leaves nothing
+                self._socket_dir = tempfile.mkdtemp(prefix="recsys-tf-kernel-")
+                self.ip = os.path.join(self._socket_dir, "kernel")
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart and getattr(self, "_socket_dir", None):
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
+                self._socket_dir = None
 
     return IPCKernelManager
 

@@ -1,7 +1,6 @@
 """The notebook conventions and the course runner's helpers."""
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -55,21 +54,30 @@ def test_read_results_from_an_executed_notebook():
     assert json.dumps(read_results(nb))
 
 
-@pytest.mark.parametrize("long_runtime_dir", [False, True], ids=["unix-sockets", "tcp-fallback"])
-def test_notebooks_run_over_private_sockets_or_tcp_when_the_path_is_too_long(tmp_path, monkeypatch, capfd, request, long_runtime_dir):
-    """The course runner's kernels talk over Unix sockets in Jupyter's runtime folder (no "TCP without
-    encryption" warning from ipykernel); a folder whose socket paths would pass 107 bytes falls back to TCP."""
+@pytest.mark.parametrize("long_tmp", [False, True], ids=["unix-sockets", "tcp-fallback"])
+def test_notebooks_run_over_private_sockets_or_tcp_when_the_path_is_too_long(tmp_path, monkeypatch, capfd, long_tmp):
+    """The course runner's kernels talk over Unix sockets in a folder of their own (mode 0700, removed
+    with the kernel; not the working directory, where every kernel's sockets had the same names), so
+    ipykernel does not warn of "TCP without encryption"; a temporary folder too long for socket paths
+    falls back to TCP."""
     from recsys_tf.course import execute, kernel_manager_class
 
-    short = Path(tempfile.mkdtemp(prefix="rt"))  # the system's temporary folder: pytest's own paths are too long
-    runtime = short / ("r" * 90) if long_runtime_dir else short
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    request.addfinalizer(lambda: shutil.rmtree(short, ignore_errors=True))
-    transport = kernel_manager_class()(kernel_name="python3").transport
-    assert transport == ("tcp" if long_runtime_dir else "ipc")
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("from recsys_tf.results import record\nrecord('answer', 6 * 7)")])
-    nbformat.write(nb, tmp_path / "tiny.ipynb")
-    run = execute(tmp_path / "tiny.ipynb", tmp_path / "out", kernel="python3", timeout=120)
-    assert run["results"] == {"answer": 42}
-    assert ("without encryption" in capfd.readouterr().err) == long_runtime_dir
-    assert not any(runtime.glob("*ipc*")), "the kernel's socket files are removed when it stops"
+    tmp = tmp_path / ("t" * 90 if long_tmp else "t")
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    assert kernel_manager_class()(kernel_name="python3").transport == ("tcp" if long_tmp else "ipc")
+    work = tmp_path / "work"
+    work.mkdir()
+    cell = ("import os, stat\nfrom ipykernel import get_connection_info\nfrom recsys_tf.results import record\n"
+            "info = get_connection_info(unpack=True)\nfolder = os.path.dirname(info['ip'])\n"
+            "record('transport', info['transport'])\n"
+            "record('folder', [folder, stat.S_IMODE(os.stat(folder).st_mode)] if info['transport'] == 'ipc' else None)")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), work / "tiny.ipynb")
+    run = execute(work / "tiny.ipynb", tmp_path / "out", kernel="python3", timeout=120)
+    assert run["results"]["transport"] == ("tcp" if long_tmp else "ipc")
+    assert ("without encryption" in capfd.readouterr().err) == long_tmp
+    if not long_tmp:
+        folder, mode = run["results"]["folder"]
+        assert Path(folder).parent == tmp and mode == 0o700
+        assert not Path(folder).exists(), "the kernel's socket folder is removed when it stops"
+    assert sorted(p.name for p in work.iterdir()) == ["tiny.ipynb"], "nothing is left in the working directory"

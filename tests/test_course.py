@@ -62,9 +62,12 @@ def test_notebooks_run_over_private_sockets_or_tcp_when_the_path_is_too_long(tmp
     falls back to TCP."""
     from recsys_tf.course import execute, kernel_manager_class
 
-    tmp = tmp_path / ("t" * 90 if long_tmp else "t")
-    tmp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    if long_tmp:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("t" * 90)))
+        Path(tempfile.tempdir).mkdir()
+    elif kernel_manager_class()(kernel_name="python3").transport != "ipc":  # pytest's own folders are too long for sockets
+        pytest.skip(f"the temporary folder {tempfile.gettempdir()} is too long for Unix socket paths")
+    tmp = Path(tempfile.gettempdir())
     assert kernel_manager_class()(kernel_name="python3").transport == ("tcp" if long_tmp else "ipc")
     work = tmp_path / "work"
     work.mkdir()

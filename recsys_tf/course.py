@@ -60,42 +60,52 @@ def default_kernel() -> str:
         return "python3"
 
 
-def kernel_manager_class() -> type:
-    """Jupyter's kernel manager, talking to the kernel over Unix sockets where it can.
-
-    Over TCP on 127.0.0.1 any local user can reach the kernel's ports (ipykernel 7 warns so at every
-    start). Each kernel's sockets go in a folder of their own that only its owner can open (mode
-    0700, removed with the kernel): jupyter_client's default puts them in the working directory,
-    under the same names for every kernel. TCP stays where Unix sockets do not exist (Windows) or
-    their path would pass the 107-byte limit.
-    """
-    import shutil
+def unix_sockets_fit() -> bool:
+    """Whether a kernel's Unix socket paths fit here: not on Windows, not past the 107-byte limit."""
     import tempfile
 
-    from jupyter_client.manager import AsyncKernelManager  # nbclient's default
-
     longest = f"{tempfile.gettempdir()}/recsys-tf-kernel-{'x' * 8}/kernel-99"  # mkdtemp adds 8 characters
-    if os.name == "nt" or len(longest.encode()) > 107:
-        return AsyncKernelManager
+    return os.name != "nt" and len(longest.encode()) <= 107
 
-    class IPCKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs: Any) -> None:
-            kwargs.setdefault("transport", "ipc")
-            super().__init__(**kwargs)
 
-        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
-            if not getattr(self, "_socket_dir", None):  # made when the kernel starts: a manager never started leaves nothing
-                self._socket_dir = tempfile.mkdtemp(prefix="recsys-tf-kernel-")
-                self.ip = os.path.join(self._socket_dir, "kernel")
-            return await super()._async_pre_start_kernel(**kw)
+class PrivateSockets:
+    """Mixin for a Jupyter kernel manager: the kernel talks over Unix sockets in a folder of its own.
 
-        async def _async_cleanup_resources(self, restart: bool = False) -> None:
-            await super()._async_cleanup_resources(restart=restart)
-            if not restart and getattr(self, "_socket_dir", None):
-                shutil.rmtree(self._socket_dir, ignore_errors=True)
-                self._socket_dir = None
+    Over TCP on 127.0.0.1 any local user can reach the kernel's ports (ipykernel 7 warns so at every
+    start). The folder is made when the kernel first starts, only its owner can open it (mode 0700,
+    from ``mkdtemp``), it survives restarts and is removed with the kernel: jupyter_client's default
+    puts the sockets in the working directory, under the same names for every kernel.
+    """
 
-    return IPCKernelManager
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
+
+    async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+        import tempfile
+
+        if not getattr(self, "_socket_dir", None):  # a manager never started leaves nothing behind
+            self._socket_dir = tempfile.mkdtemp(prefix="recsys-tf-kernel-")
+            self.ip = os.path.join(self._socket_dir, "kernel")
+        return await super()._async_pre_start_kernel(**kw)  # type: ignore[misc]
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        import shutil
+
+        await super()._async_cleanup_resources(restart=restart)  # type: ignore[misc]
+        if not restart and getattr(self, "_socket_dir", None):
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
+
+
+def kernel_manager_class(base: type | None = None) -> type:
+    """``base`` (jupyter_client's ``AsyncKernelManager``, nbclient's default) with :class:`PrivateSockets`,
+    or ``base`` itself, over TCP, where Unix sockets do not exist (Windows) or their path would not fit."""
+    if base is None:
+        from jupyter_client.manager import AsyncKernelManager as base
+    if not unix_sockets_fit():
+        return base
+    return type(f"PrivateSockets{base.__name__}", (PrivateSockets, base), {"__module__": __name__})
 
 
 def execute(notebook: Path, out_dir: Path, parameters: dict[str, Any] | None = None,

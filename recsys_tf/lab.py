@@ -2,15 +2,35 @@
 
 What it adds to a plain ``jupyter lab``: the local-data directory is made absolute for every kernel
 (:func:`recsys_tf.data.download.export_data_dir`), and ``--allow-root`` is passed when running as
-root (containers, cloud notebooks), where Jupyter otherwise refuses to start.
+root (containers, cloud notebooks), where Jupyter otherwise refuses to start; each kernel talks to
+Lab over Unix sockets in a folder only its owner can open (:class:`recsys_tf.course.PrivateSockets`),
+not over TCP ports on 127.0.0.1 that any local user can reach.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
+from recsys_tf.course import kernel_manager_class, unix_sockets_fit
 from recsys_tf.data.download import export_data_dir
+
+KERNEL_MANAGER = "recsys_tf.lab.ServerKernelManager"  # not __name__: that is "__main__" under python -m
+
+
+@functools.cache
+def _server_kernel_manager() -> type:
+    from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+    return kernel_manager_class(ServerKernelManager)
+
+
+def __getattr__(name: str) -> type:
+    # Lab imports the class by name (KERNEL_MANAGER) at start-up; jupyter_server is imported only then
+    if name == "ServerKernelManager":
+        return _server_kernel_manager()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lab_command(args: list[str]) -> list[str]:
@@ -18,6 +38,8 @@ def lab_command(args: list[str]) -> list[str]:
     cmd = [sys.executable, "-m", "jupyterlab", *args]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args:
         cmd.append("--allow-root")
+    if unix_sockets_fit() and not any("kernel_manager_class" in a for a in args):  # a user's own choice wins
+        cmd.append(f"--MultiKernelManager.kernel_manager_class={KERNEL_MANAGER}")
     return cmd
 
 

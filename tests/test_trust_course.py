@@ -71,6 +71,26 @@ def test_lab_starts_as_root_where_jupyter_would_refuse(monkeypatch):
     assert "--allow-root" not in lab_command(["notebooks/"])
 
 
+def test_lab_kernels_use_private_sockets_unless_told_otherwise(monkeypatch):
+    from importlib import import_module
+
+    from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+
+    from recsys_tf import lab
+    from recsys_tf.course import PrivateSockets
+
+    flag = f"--MultiKernelManager.kernel_manager_class={lab.KERNEL_MANAGER}"
+    monkeypatch.setattr(lab, "unix_sockets_fit", lambda: True)
+    assert flag in lab_command(["notebooks/"])
+    module, name = lab.KERNEL_MANAGER.rsplit(".", 1)  # resolved by name, as Lab does (traitlets' import_item)
+    cls = getattr(import_module(module), name)
+    assert issubclass(cls, PrivateSockets) and issubclass(cls, ServerKernelManager)  # Lab's own features stay
+    own = "--MultiKernelManager.kernel_manager_class=my.Manager"
+    assert [a for a in lab_command(["notebooks/", own]) if "kernel_manager_class" in a] == [own]
+    monkeypatch.setattr(lab, "unix_sockets_fit", lambda: False)  # Windows, or a temporary folder too long
+    assert not any("kernel_manager_class" in a for a in lab_command(["notebooks/"]))
+
+
 def test_notebooks_name_the_kernel_the_readme_names():
     readme = (ROOT / "README.md").read_text()
     for path in list_notebooks():

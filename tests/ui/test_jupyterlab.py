@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from recsys_tf.course import unix_sockets_fit
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 OUT = ROOT / "build" / "ui"
@@ -121,3 +123,26 @@ def test_quickstart_runs_in_jupyterlab_without_errors_and_shows_pictures(lab):
             assert "recorded mf_ndcg@10" in recorded  # the last cell shows the recorded results
         finally:
             browser.close()
+    _kernel_talked_over_private_sockets(base, token, folder.parent / "lab.log")
+
+
+def _kernel_talked_over_private_sockets(base: str, token: str, log: Path) -> None:
+    """The notebook's kernel used Unix sockets in a folder of its own (0700), removed with the kernel,
+    and ipykernel's "TCP without encryption" warning never reached Lab's log (``make lab``'s terminal)."""
+    import stat
+
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    if not unix_sockets_fit():  # pragma: no cover - Windows, or a temporary folder too long for sockets
+        pytest.skip("Unix socket paths do not fit here: Lab's kernels use TCP")
+    api = f"{base}/api/kernels"
+    kernels = json.loads(urllib.request.urlopen(f"{api}?token={token}", timeout=10).read())
+    assert kernels, "no kernel is running after the notebook ran"
+    for kernel in kernels:
+        conn = json.loads((Path(jupyter_runtime_dir()) / f"kernel-{kernel['id']}.json").read_text())
+        folder = Path(conn["ip"]).parent
+        assert conn["transport"] == "ipc" and folder.name.startswith("recsys-tf-kernel-"), conn
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, oct(folder.stat().st_mode)
+        urllib.request.urlopen(urllib.request.Request(f"{api}/{kernel['id']}?token={token}", method="DELETE"), timeout=30)
+        assert not folder.exists(), f"{folder} was left behind by the shut-down kernel"
+    assert "running over TCP without encryption" not in log.read_text()

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 import shutil
-import warnings
 import weakref
-from contextlib import contextmanager
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ import pandas as pd
 from recsys_tf.data.cleaning import EVENT_ALIASES, EVENT_ORDER, EVENT_WEIGHTS, CleaningReport
 from recsys_tf.data.schema import ITEM, RATING, TIMESTAMP, USER
 from recsys_tf.errors import DataError
-from recsys_tf.spark.session import require_pyspark
+from recsys_tf.spark.session import quiet_pandas_3, require_pyspark
 from recsys_tf.utils import atomic_folder
 
 DataFrame = Any  # pyspark.sql.DataFrame; pyspark is optional, so not imported at module level
@@ -50,14 +48,6 @@ def _Window():
     return Window
 
 
-@contextmanager
-def _quiet_pandas_3():
-    """PySpark 4 warns that it "does not yet fully support pandas >= 3" at every conversion."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
-        yield
-
-
 def from_pandas(spark, df: pd.DataFrame) -> DataFrame:
     """A pandas frame as a Spark DataFrame: nullable integers stay integers with nulls, NaN becomes null."""
     out = df.copy()
@@ -67,7 +57,7 @@ def from_pandas(spark, df: pd.DataFrame) -> DataFrame:
             out[col] = out[col].astype("Float64")  # NaN -> <NA> -> null in Spark
         elif pd.api.types.is_string_dtype(dtype) or dtype == object:
             out[col] = out[col].astype(object).where(out[col].notna(), None)
-    with _quiet_pandas_3():
+    with quiet_pandas_3():
         return spark.createDataFrame(out)
 
 
@@ -76,7 +66,7 @@ def to_pandas(sdf: DataFrame, order: list[str] | None = None) -> pd.DataFrame:
     if order:
         F = _F()
         sdf = sdf.orderBy(*[F.asc_nulls_last(c) for c in order])
-    with _quiet_pandas_3():
+    with quiet_pandas_3():
         out = sdf.toPandas()
     for col in out.columns:
         if pd.api.types.is_float_dtype(out[col].dtype):

@@ -478,23 +478,32 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
     key = _seq_key(name, which, max_epochs, patience)
     checkpoints = _checkpoint_dir(partial, key)
 
+    # time spent in earlier runs of this experiment (seeds read back, epochs of resumed fits): the
+    # experiment's run time in RESULTS.md is this run's plus that, not this run's alone
+    earlier = [0.0]
+
     def fit(label: str, seed: int, dropout: float):
         cls_name, extra = chosen[label]
         model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **SEQ_RECIPE, **extra)
+        start = time.perf_counter()
         model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{_slug(label)}-seed{seed}-dropout{dropout}.npz")
+        earlier[0] += max(0.0, model.fit_seconds_ - (time.perf_counter() - start))  # the checkpoint's epochs
         return model, model.fit_seconds_
 
     saved = json.loads(partial.read_text()) if partial.exists() else {}
     saved = saved if saved.get("key") == key else {}
-    done, tuning = saved.get("runs", {}), saved.get("tuning", {})
+    done, tuning, seed_seconds = saved.get("runs", {}), saved.get("tuning", {}), saved.get("seed_seconds", {})
     runs = []
     for seed in seeds:
         if str(seed) in done:
             print(f"  seed {seed}: finished earlier, read from {partial.name}", flush=True)
             runs.append(done[str(seed)])
+            # partial files written before seed_seconds existed: the seed's fits (the dropout trials on the first)
+            earlier[0] += seed_seconds.get(str(seed)) or sum(r.get("seconds", 0) for r in done[str(seed)].values()) + sum(
+                t["seconds"] - done[str(seed)][n]["seconds"] for n, t in tuning.items() if t.get("seed") == seed and n in done[str(seed)])
             continue
         cand = candidates(seed)
-        start = time.perf_counter()
+        start, before = time.perf_counter(), earlier[0]
         rows = {"PopRec": {**both(models.Popularity().fit(train, ds.items), cand), "seconds": round(time.perf_counter() - start, 2)}}
         if name in S3REC and "PopRec" in S3REC[name]:
             leaky = models.Popularity().fit(train, ds.items)  # the users' histories and masks as usual; only the counts differ
@@ -516,14 +525,15 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
         done[str(seed)] = rows
+        seed_seconds[str(seed)] = round(time.perf_counter() - start + earlier[0] - before, 1)
         RAW.mkdir(parents=True, exist_ok=True)
         so_far = summary([int(x) for x in done], list(done.values()))
-        atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "result": {**so_far, "of_seeds": list(seeds)}},
-                                         indent=1, default=float))  # fmt: skip
+        atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "seed_seconds": seed_seconds,
+                                          "result": {**so_far, "of_seeds": list(seeds)}}, indent=1, default=float))  # fmt: skip
         for done_fit in checkpoints.glob(f"*-seed{seed}-*.npz"):  # the seed's rows are safe: its fits are not needed again
             done_fit.unlink()
     partial.unlink(missing_ok=True)
-    return summary(list(seeds), runs)
+    return {**summary(list(seeds), runs), "seconds_in_earlier_runs": round(earlier[0], 1)}
 
 
 def seq_lastfm(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:
@@ -1108,7 +1118,8 @@ def main(argv: list[str] | None = None) -> int:
                 res = fn(seeds=tuple(range(args.seeds)), **({"models": args.models if name == "din_shop" else args.models[0]} if partial else {}))
             except DataNotFoundError as exc:
                 res = {"skipped": str(exc).split(". Looked in")[0]}
-            res.update({"device": dev, "seconds": round(time.perf_counter() - start, 1), "date": time.strftime("%Y-%m-%d")})
+            seconds = time.perf_counter() - start + res.pop("seconds_in_earlier_runs", 0.0)  # a resumed run counts its earlier part
+            res.update({"device": dev, "seconds": round(seconds, 1), "date": time.strftime("%Y-%m-%d")})
             if partial and path.exists():
                 res = merge_rows(json.loads(path.read_text()), res)
             atomic_write(path, json.dumps(res, indent=2, default=float))

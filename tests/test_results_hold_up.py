@@ -411,8 +411,12 @@ def test_a_stopped_sequence_run_resumes_inside_a_seed_to_the_same_numbers(tmp_pa
     with pytest.raises(KeyboardInterrupt):
         run()
     assert len(list(checkpoints.rglob("*-seed1-*.npz"))) == 1 and not list(checkpoints.rglob("*-seed0-*.npz"))
+    (kept,) = (tmp_path / "results").glob("*.partial.json")
+    seed0 = json.loads(kept.read_text())["seed_seconds"]["0"]  # seed 0's wall time, its dropout trials included
     monkeypatch.setattr(models.SASRec, "_epoch_samples", real)
     resumed = run()
+    # the run time counts the stopped run's part: seed 0 and the checkpoint's two epochs of seed 1
+    assert straight["seconds_in_earlier_runs"] == 0 and resumed["seconds_in_earlier_runs"] > seed0 > 0
     label = "SASRec (BCE, 1 negative: the paper's loss)"
     for metric in ("hr_full", "ndcg_full", "hr_sampled", "ndcg_sampled", "epoch"):
         assert resumed["rows"][label][metric]["values"] == straight["rows"][label][metric]["values"], metric

@@ -34,7 +34,8 @@ course: $(STAMP)
 # Two pytest workers (pytest-xdist; TEST_WORKERS=1 for one process); nbval keeps each notebook's cells on one worker,
 # loadgroup keeps the Spark tests (one SparkSession) on one worker; the 15 slowest tests are listed to keep CI in budget.
 # nbval runs again only the executed notebooks with cells marked NBVAL_CHECK_OUTPUT, each cut after its last such cell
-# (tests/test_notebooks.py writes them to build/nbval-notebooks/): the other cells' outputs --nbval-lax does not compare
+# (tests/test_notebooks.py writes them to build/nbval-notebooks/): the other cells' outputs --nbval-lax does not compare.
+# conftest.py (the repository's root) gives both runs one thread per worker when the workers fill the cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15

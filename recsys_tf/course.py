@@ -60,11 +60,14 @@ def default_kernel() -> str:
         return "python3"
 
 
+SOCKET_FOLDER_PREFIX = "recsys-tf-kernel-"  # each kernel's socket folder: mkdtemp(prefix=...) in the temporary folder
+
+
 def unix_sockets_fit() -> bool:
     """Whether a kernel's Unix socket paths fit here: not on Windows, not past the 107-byte limit."""
     import tempfile
 
-    longest = f"{tempfile.gettempdir()}/recsys-tf-kernel-{'x' * 8}/kernel-99"  # mkdtemp adds 8 characters
+    longest = f"{tempfile.gettempdir()}/{SOCKET_FOLDER_PREFIX}{'x' * 8}/kernel-99"  # mkdtemp adds 8 characters
     return os.name != "nt" and len(longest.encode()) <= 107
 
 
@@ -85,7 +88,7 @@ class PrivateSockets:
         import tempfile
 
         if not getattr(self, "_socket_dir", None):  # a manager never started leaves nothing behind
-            self._socket_dir = tempfile.mkdtemp(prefix="recsys-tf-kernel-")
+            self._socket_dir = tempfile.mkdtemp(prefix=SOCKET_FOLDER_PREFIX)
             self.ip = os.path.join(self._socket_dir, "kernel")
         return await super()._async_pre_start_kernel(**kw)  # type: ignore[misc]
 

@@ -480,15 +480,21 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
 
     # time spent in earlier runs of this experiment (seeds read back, epochs of resumed fits): the
     # experiment's run time in RESULTS.md is this run's plus that, not this run's alone
-    earlier = [0.0]
+    earlier = 0.0
 
     def fit(label: str, seed: int, dropout: float):
+        nonlocal earlier
         cls_name, extra = chosen[label]
         model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **SEQ_RECIPE, **extra)
         start = time.perf_counter()
         model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{_slug(label)}-seed{seed}-dropout{dropout}.npz")
-        earlier[0] += max(0.0, model.fit_seconds_ - (time.perf_counter() - start))  # the checkpoint's epochs
+        earlier += max(0.0, model.fit_seconds_ - (time.perf_counter() - start))  # the checkpoint's epochs
         return model, model.fit_seconds_
+
+    def fits_seconds(rows: dict[str, Any], seed: int) -> float:
+        """A seed's fits: every row's, plus the dropout trials the first seed did not keep."""
+        trials = sum(t["seconds"] - rows[n]["seconds"] for n, t in tuning.items() if t.get("seed") == seed and n in rows)
+        return sum(r.get("seconds", 0) for r in rows.values()) + trials
 
     saved = json.loads(partial.read_text()) if partial.exists() else {}
     saved = saved if saved.get("key") == key else {}
@@ -498,12 +504,10 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         if str(seed) in done:
             print(f"  seed {seed}: finished earlier, read from {partial.name}", flush=True)
             runs.append(done[str(seed)])
-            # partial files written before seed_seconds existed: the seed's fits (the dropout trials on the first)
-            earlier[0] += seed_seconds.get(str(seed)) or sum(r.get("seconds", 0) for r in done[str(seed)].values()) + sum(
-                t["seconds"] - done[str(seed)][n]["seconds"] for n, t in tuning.items() if t.get("seed") == seed and n in done[str(seed)])
+            earlier += seed_seconds.get(str(seed)) or fits_seconds(done[str(seed)], seed)  # older partial files: its fits
             continue
         cand = candidates(seed)
-        start, before = time.perf_counter(), earlier[0]
+        start, before = time.perf_counter(), earlier
         rows = {"PopRec": {**both(models.Popularity().fit(train, ds.items), cand), "seconds": round(time.perf_counter() - start, 2)}}
         if name in S3REC and "PopRec" in S3REC[name]:
             leaky = models.Popularity().fit(train, ds.items)  # the users' histories and masks as usual; only the counts differ
@@ -525,7 +529,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
         done[str(seed)] = rows
-        seed_seconds[str(seed)] = round(time.perf_counter() - start + earlier[0] - before, 1)
+        seed_seconds[str(seed)] = round(time.perf_counter() - start + earlier - before, 1)
         RAW.mkdir(parents=True, exist_ok=True)
         so_far = summary([int(x) for x in done], list(done.values()))
         atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "seed_seconds": seed_seconds,
@@ -533,7 +537,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         for done_fit in checkpoints.glob(f"*-seed{seed}-*.npz"):  # the seed's rows are safe: its fits are not needed again
             done_fit.unlink()
     partial.unlink(missing_ok=True)
-    return {**summary(list(seeds), runs), "seconds_in_earlier_runs": round(earlier[0], 1)}
+    return {**summary(list(seeds), runs), "seconds_in_earlier_runs": round(earlier, 1)}
 
 
 def seq_lastfm(seeds: tuple[int, ...] = SEEDS, models: str | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys_tf.course import unix_sockets_fit
+from recsys_tf.course import SOCKET_FOLDER_PREFIX, unix_sockets_fit
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -141,7 +141,7 @@ def _kernel_talked_over_private_sockets(base: str, token: str, log: Path) -> Non
     for kernel in kernels:
         conn = json.loads((Path(jupyter_runtime_dir()) / f"kernel-{kernel['id']}.json").read_text())
         folder = Path(conn["ip"]).parent
-        assert conn["transport"] == "ipc" and folder.name.startswith("recsys-tf-kernel-"), conn
+        assert conn["transport"] == "ipc" and folder.name.startswith(SOCKET_FOLDER_PREFIX), conn
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, oct(folder.stat().st_mode)
         urllib.request.urlopen(urllib.request.Request(f"{api}/{kernel['id']}?token={token}", method="DELETE"), timeout=30)
         assert not folder.exists(), f"{folder} was left behind by the shut-down kernel"

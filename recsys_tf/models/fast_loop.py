@@ -79,9 +79,12 @@ def _whole_batches(x: np.ndarray, batch_size: int) -> int:
 class TfEpochTrainer:
     """Train ``net`` with ``optimizer`` and ``loss`` one epoch per ``tf.function`` call (TensorFlow backend).
 
-    Unlike the JAX loop, nothing is dropped: the batches that do not fill a whole step (the last
-    partial one) run through the same compiled step after the loop (one extra trace per shape).
-    ``jit``: compile the graph with XLA (``jit_compile``).
+    Unlike the JAX loop, nothing is dropped: the last, partial batch is a step too. Without XLA the
+    loop slices batches of a dynamic size from the epoch's samples, so one trace of the step serves
+    the whole batches and the last one (tracing, not arithmetic, is most of a small fit's time).
+    ``jit``: compile the graph with XLA (``jit_compile``); XLA needs static shapes, so there the whole
+    batches are one tensor (steps, batch, ...) and the last partial batch runs through a second
+    compiled step after the loop (one extra trace, repaid over the long fits XLA is used for).
     """
 
     def __init__(self, net, optimizer, loss: Callable, batch_size: int, jit: bool = True) -> None:
@@ -101,19 +104,34 @@ class TfEpochTrainer:
             optimizer.apply(grads, variables)
             return value
 
-        def epoch(xs, ys):
+        def whole_batches(xs, ys):  # XLA: (steps, batch, ...) tensors, a static shape per step
             total = tf.constant(0.0)
             for s in tf.range(tf.shape(xs)[0]):
                 total += tf.cast(step(xs[s], ys[s]), "float32")
             return total / tf.cast(tf.shape(xs)[0], "float32")
 
-        self._step, self._epoch = tf.function(step, jit_compile=jit), tf.function(epoch, jit_compile=jit)
+        def epoch(x, y):  # the epoch's samples in order; the last batch may be shorter
+            n = tf.shape(x)[0]
+            steps = (n + batch_size - 1) // batch_size
+            total = tf.constant(0.0)
+            for s in tf.range(steps):
+                total += tf.cast(step(x[s * batch_size:(s + 1) * batch_size], y[s * batch_size:(s + 1) * batch_size]), "float32")
+            return total / tf.cast(steps, "float32")
+
+        self.jit = jit
+        if jit:
+            self._step, self._epoch = tf.function(step, jit_compile=True), tf.function(whole_batches, jit_compile=True)
+        else:
+            self._epoch = tf.function(epoch)
 
     def device_batches(self, x: np.ndarray, y: np.ndarray):
-        """``x``, ``y`` as tensors of whole batches (steps, batch, ...) plus the remaining samples."""
+        """``x``, ``y`` as tensors for :meth:`run_epoch`: the samples as they are, or with XLA the whole
+        batches (steps, batch, ...) plus the remaining samples."""
         import tensorflow as tf
 
         steps = _whole_batches(x, self.batch_size)
+        if not self.jit:
+            return tf.constant(x), tf.constant(y)
         n = steps * self.batch_size
         rest = (tf.constant(x[n:]), tf.constant(y[n:])) if n < len(x) else None
         return (tf.constant(x[:n].reshape(steps, self.batch_size, *x.shape[1:])),
@@ -121,6 +139,8 @@ class TfEpochTrainer:
 
     def run_epoch(self, xs, ys, rest=None) -> float:
         """One epoch over :meth:`device_batches`; returns the mean loss over its steps."""
+        if not self.jit:
+            return float(self._epoch(xs, ys))
         loss, steps = float(self._epoch(xs, ys)) * int(xs.shape[0]), int(xs.shape[0])
         if rest is not None:
             loss, steps = loss + float(self._step(*rest)), steps + 1

@@ -38,6 +38,7 @@ course: $(STAMP)
 # conftest.py (the repository's root) gives both runs one thread per worker when the workers fill the cores.
 TEST_WORKERS ?= 2
 test: $(STAMP)
+	rm -rf build/test-cache
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --nbval-lax --nbval-current-env -p no:cacheprovider \
 		build/nbval-notebooks/*.ipynb

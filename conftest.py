@@ -13,3 +13,6 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= max(2, os.cpu_count(
     for var in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")  # one would let an op that waits on another stall
+
+# nbval's re-run reads the pretrained embeddings the first run's notebooks stored (tests/test_notebooks.py), not the user's cache
+os.environ.setdefault("RECSYS_TF_CACHE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "test-cache"))

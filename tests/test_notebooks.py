@@ -17,6 +17,9 @@ from recsys_tf.utils import atomic_write
 
 OUT = ROOT / "build" / "test-notebooks"
 NBVAL = ROOT / "build" / "nbval-notebooks"  # a sibling of OUT: relative paths in the notebooks resolve alike
+# The notebooks' kernels share one cache (pretrained embeddings), as a learner's notebooks do, and so does
+# nbval's re-run (conftest.py); `make test` empties it first
+NOTEBOOK_CACHE = ROOT / "build" / "test-cache"
 BOOKS = list_notebooks()
 
 
@@ -141,7 +144,8 @@ def keep_for_nbval(executed) -> None:
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", BOOKS, ids=[p.stem for p in BOOKS])
-def test_notebook_runs_and_records_results(path):
+def test_notebook_runs_and_records_results(path, monkeypatch):
+    monkeypatch.setenv("RECSYS_TF_CACHE", str(NOTEBOOK_CACHE))
     params = nbformat.read(path, as_version=4).metadata.get("recsys_tf", {}).get("test_parameters", {})
     run = execute(path, OUT, parameters=params, timeout=600)
     keep_for_nbval(OUT / path.name)

@@ -123,6 +123,10 @@ def test_pretrained_picture_encoder_shapes_determinism_and_similarity():
     assert z.shape == (3, 1280) and np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
     assert np.allclose(z, PictureEncoder(batch_size=4).encode(pics), atol=1e-4)  # batching and padding do not matter
     assert z[0] @ z[1] > z[0] @ z[2]  # two red mugs nearer than a red mug and a blue lamp
+    np.testing.assert_array_equal(PictureEncoder(batch_size=2, cache=True).encode(pics), z)  # computed and stored
+    again = PictureEncoder(batch_size=2, cache=True)
+    np.testing.assert_array_equal(again.encode(pics), z)
+    assert again._model is None  # answered from the cache: the network was never built
 
 
 def test_picture_encoder_names_unknown_backbones():
@@ -142,6 +146,43 @@ def test_sentence_encoder_shapes_determinism_and_similarity():
     assert np.allclose(SentenceEncoder(batch_size=8).encode(texts + [long])[:4], z, atol=1e-5)
     sim = z @ z.T
     assert sim[0, 1] > sim[0, 2] and sim[2, 3] > sim[2, 0]  # synonyms with no shared word still match
+    np.testing.assert_array_equal(SentenceEncoder(batch_size=3, cache=True).encode(texts), z)
+    again = SentenceEncoder(batch_size=3, cache=True)
+    np.testing.assert_array_equal(again.encode(texts), z)
+    assert again._backbone is None  # answered from the cache
+    assert SentenceEncoder(batch_size=3, cache=True).encode(texts[:3]).shape == (3, 384)  # other texts: computed
+
+
+def test_the_embedding_cache_answers_the_same_inputs_and_recomputes_what_it_cannot_trust(tmp_path, monkeypatch):
+    from recsys_tf.features.cache import cache_folder, cached, weights_id
+
+    monkeypatch.setenv("RECSYS_TF_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.full((2, 3), len(calls), dtype=np.float32)
+
+    first = cached("enc v1", [b"ab", b"c"], 2, compute)
+    np.testing.assert_array_equal(cached("enc v1", [b"ab", b"c"], 2, compute), first)
+    (stored,) = cache_folder().iterdir()  # one file, no temporary one left
+    assert len(calls) == 1 and stored.suffix == ".npy"
+    cached("enc v1", [b"a", b"bc"], 2, compute)  # the same bytes cut elsewhere are other inputs
+    cached("enc v2", [b"ab", b"c"], 2, compute)  # another encoder, other settings or weights
+    assert len(calls) == 3
+    bad = {"damaged": lambda f: f.write_bytes(b"not an array"), "wrong rows": lambda f: np.save(f, np.zeros((3, 3), np.float32)),
+           "a pickle": lambda f: np.save(f, np.array([{"code": 1}], dtype=object), allow_pickle=True)}  # fmt: skip
+    for name, spoil in bad.items():  # computed again, and the file replaced
+        spoil(stored)
+        n = len(calls)
+        out = cached("enc v1", [b"ab", b"c"], 2, compute)
+        assert len(calls) == n + 1 and out[0, 0] == n + 1, name
+        np.testing.assert_array_equal(np.load(stored, allow_pickle=False), out)
+    w = tmp_path / "w.bin"
+    w.write_bytes(b"12")
+    before = weights_id([w])
+    w.write_bytes(b"123")
+    assert weights_id([w]) != before  # new weights: new keys
 
 
 def test_picture_autoencoder_learns_codes_that_group_alike_pictures():

@@ -113,6 +113,16 @@ def _resize(pictures: np.ndarray, size: int) -> np.ndarray:
     return keras.ops.convert_to_numpy(keras.ops.image.resize(p, (size, size), interpolation="bilinear"))
 
 
+def _weight_files(backbone: str) -> list[Path]:
+    """The backbone's weight files on this machine (none: it would have to download them)."""
+    if backbone == "efficientnet_lite0":
+        return [p for p in [efficientnet_lite0_weights()] if p is not None]
+    # keras.applications caches weights as e.g. resnet50_weights_..._notop.h5, efficientnetb0_notop.h5
+    key = "".join(ch for ch in backbone.lower() if ch.isalnum())
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    return [f for f in cache.glob("*.h5") if key in "".join(ch for ch in f.name.lower() if ch.isalnum())]
+
+
 class PictureEncoder:
     """Embeds pictures with a pretrained CNN: ``encode(pictures) -> n x d`` L2-normalised rows.
 
@@ -120,22 +130,19 @@ class PictureEncoder:
     ``keras.applications`` model (e.g. ``"MobileNetV3Small"``, ``"ResNet50"``); those fetch ImageNet
     weights from the internet once and cache them in ``~/.keras/models`` -- copy that folder to
     work offline. Pictures are resized to ``input_size`` and batched with a progress bar.
+    ``cache=True``: keep each result on disk and answer the same pictures from there
+    (:mod:`recsys_tf.features.cache`); off by default, since a cached answer says nothing of the speed.
     """
 
-    def __init__(self, backbone: str = "efficientnet_lite0", input_size: int = 224, batch_size: int = 64) -> None:
-        self.backbone, self.input_size, self.batch_size = backbone, input_size, batch_size
+    def __init__(self, backbone: str = "efficientnet_lite0", input_size: int = 224, batch_size: int = 64, cache: bool = False) -> None:
+        self.backbone, self.input_size, self.batch_size, self.cache = backbone, input_size, batch_size, cache
         self._model: Any = None
         self._preprocess: Any = None
 
     @staticmethod
     def available(backbone: str = "efficientnet_lite0") -> bool:
         """Whether the backbone's weights can be had without the internet."""
-        if backbone == "efficientnet_lite0":
-            return efficientnet_lite0_weights() is not None
-        # keras.applications caches weights as e.g. resnet50_weights_..._notop.h5, efficientnetb0_notop.h5
-        key = "".join(ch for ch in backbone.lower() if ch.isalnum())
-        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-        return cache.is_dir() and any(key in "".join(ch for ch in f.name.lower() if ch.isalnum()) for f in cache.glob("*.h5"))
+        return bool(_weight_files(backbone))
 
     def _build(self) -> None:
         import keras
@@ -152,10 +159,23 @@ class PictureEncoder:
         self._preprocess = getattr(module, "preprocess_input", lambda x: x)
 
     def encode(self, pictures: np.ndarray) -> np.ndarray:
-        if self._model is None:
-            self._build()
+        """``n x d`` L2-normalised embeddings of ``n`` pictures (``n x height x width x 3``, RGB 0-255)."""
+        pictures = np.asarray(pictures)
         if len(pictures) == 0:
             raise DataError("no pictures given.")
+        if pictures.ndim != 4 or pictures.shape[-1] != 3:
+            raise DataError(f"pictures must be an n x height x width x 3 array, got shape {pictures.shape}.")
+        if not self.cache:
+            return self._encode(pictures)
+        from recsys_tf.features.cache import cached, weights_id
+
+        encoder = f"PictureEncoder {self.backbone} {self.input_size} {self.batch_size} {weights_id(_weight_files(self.backbone))}"
+        pixels = np.ascontiguousarray(pictures)
+        return cached(encoder, [f"{pixels.dtype} {pixels.shape}".encode(), pixels.tobytes()], len(pictures), lambda: self._encode(pictures))
+
+    def _encode(self, pictures: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            self._build()
         out = []
         for start in progress(range(0, len(pictures), self.batch_size), desc=f"{self.backbone} embeddings"):
             batch = pictures[start : start + self.batch_size]

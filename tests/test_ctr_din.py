@@ -106,11 +106,12 @@ def test_din_save_and_load_round_trip(din_fit, tmp_path):
 
 def test_sum_pooling_base_and_bad_input():
     items, clicks, samples, _ = _two_need_shop(n_users=40)
-    base = DIN(pooling="sum", maxlen=4, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
+    # what is checked here needs no training (epochs=0): the errors and the structure
+    base = DIN(pooling="sum", maxlen=4, dim=4, epochs=0, verbose=False).fit(samples, clicks, items)
     with pytest.raises(ValueError, match="attention"):
         base.attention(0, [1], 100)
     with pytest.raises(ValueError, match="attention"):
-        DIN(pooling="mean", maxlen=4, dim=4, epochs=1, verbose=False).fit(samples, clicks, items).attention(0, [1], 100)
+        DIN(pooling="mean", maxlen=4, dim=4, epochs=0, verbose=False).fit(samples, clicks, items).attention(0, [1], 100)
     with pytest.raises(DataError, match="not in the catalogue"):
         base.predict(samples.assign(item_id=999))
     with pytest.raises(DataError, match="label"):
@@ -176,19 +177,20 @@ def test_din_keeps_its_attributes_and_attention_activation_through_save(tmp_path
     with pytest.raises(DataError, match=r"\['style'\].*attributes="):
         DIN(epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items.drop(columns="style"))
     items.loc[items.item_id < 3, "style"] = None  # missing: a value of its own, not dropped, not "nan"
-    model = DIN(maxlen=4, dim=4, epochs=1, verbose=False, attributes=("category", "style")).fit(samples, clicks, items)
+    model = DIN(maxlen=4, dim=4, epochs=0, verbose=False, attributes=("category", "style")).fit(samples, clicks, items)
     assert model.vocab_["style"] == ["?", "classic", "sporty"] and (model.item_codes_[:3, 2] == 1).all()
 
 
 def test_pooling_weights_sum_mean_and_the_authors_softmax():
     items, clicks, samples, _ = _two_need_shop(n_users=40)
+    # the weights are the pooling's structure, not learned: the networks need no training (epochs=0)
     # user 0 has 4 clicks before t=100: sum weighs each 1, mean 1/4, the softmax variant sums to 1
-    soft = DIN(pooling="softmax", maxlen=6, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
+    soft = DIN(pooling="softmax", maxlen=6, dim=4, epochs=0, verbose=False).fit(samples, clicks, items)
     past, w = soft.attention(0, [0, 10, 20], at_time=100)
     assert len(past) == 4 and w.shape == (3, 4)
     assert np.allclose(w.sum(1), 1.0, atol=1e-5) and (w > 0).all()
     for pooling, want in (("sum", 1.0), ("mean", 0.25)):
-        model = DIN(pooling=pooling, maxlen=6, dim=4, epochs=1, verbose=False).fit(samples, clicks, items)
+        model = DIN(pooling=pooling, maxlen=6, dim=4, epochs=0, verbose=False).fit(samples, clicks, items)
         x = model._packed(pd.DataFrame({"user_id": [0, 0], "item_id": [0, 10], "timestamp": [100, 100]}))
         e, v = model.net_.describe(x[:, 1:]), model.net_.describe(x[:, 0])
         keep = keras.ops.cast(keras.ops.not_equal(x[:, 1:, 0], 0), "float32")

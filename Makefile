@@ -36,6 +36,7 @@ course: $(STAMP)
 # nbval runs again only the executed notebooks with cells marked NBVAL_CHECK_OUTPUT, each cut after its last such cell
 # (tests/test_notebooks.py writes them to build/nbval-notebooks/): the other cells' outputs --nbval-lax does not compare.
 # conftest.py (the repository's root) gives both runs one thread per worker when the workers fill the cores.
+# build/test-cache: the cache the notebooks' kernels share in both runs (notebook 09's pretrained embeddings), emptied first.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	rm -rf build/test-cache

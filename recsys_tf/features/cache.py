@@ -14,6 +14,7 @@ notebook that times an encoder must not time the cache); deleting the folder emp
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -63,8 +64,6 @@ def cached(encoder: str, inputs: Iterable[bytes], n: int, compute: Callable[[], 
             pass  # damaged: computed again and replaced below
     out = compute()
     try:
-        import io
-
         from recsys_tf.utils import atomic_write
 
         buf = io.BytesIO()

@@ -115,7 +115,8 @@ class TfEpochTrainer:
             steps = (n + batch_size - 1) // batch_size
             total = tf.constant(0.0)
             for s in tf.range(steps):
-                total += tf.cast(step(x[s * batch_size:(s + 1) * batch_size], y[s * batch_size:(s + 1) * batch_size]), "float32")
+                lo, hi = s * batch_size, (s + 1) * batch_size
+                total += tf.cast(step(x[lo:hi], y[lo:hi]), "float32")
             return total / tf.cast(steps, "float32")
 
         self.jit = jit

@@ -14,5 +14,6 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= max(2, os.cpu_count(
         os.environ.setdefault(var, "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")  # one would let an op that waits on another stall
 
-# nbval's re-run reads the pretrained embeddings the first run's notebooks stored (tests/test_notebooks.py), not the user's cache
-os.environ.setdefault("RECSYS_TF_CACHE", os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "test-cache"))
+# nbval's re-run reads the pretrained embeddings the first run's notebooks stored (tests/test_notebooks.py,
+# NOTEBOOK_CACHE), never the user's cache: set, not defaulted, so that a RECSYS_TF_CACHE in the environment cannot split them
+os.environ["RECSYS_TF_CACHE"] = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "test-cache")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from recsys_tf.errors import DataError
+from recsys_tf.features.image import check_pictures
 from recsys_tf.utils import progress, unit_rows
 
 # (expand ratio, kernel, stride, output channels, repeats) per stage: EfficientNet-B0's table.
@@ -160,11 +161,7 @@ class PictureEncoder:
 
     def encode(self, pictures: np.ndarray) -> np.ndarray:
         """``n x d`` L2-normalised embeddings of ``n`` pictures (``n x height x width x 3``, RGB 0-255)."""
-        pictures = np.asarray(pictures)
-        if len(pictures) == 0:
-            raise DataError("no pictures given.")
-        if pictures.ndim != 4 or pictures.shape[-1] != 3:
-            raise DataError(f"pictures must be an n x height x width x 3 array, got shape {pictures.shape}.")
+        pictures = check_pictures(pictures)
         if not self.cache:
             return self._encode(pictures)
         from recsys_tf.features.cache import cached, weights_id

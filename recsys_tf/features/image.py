@@ -12,13 +12,18 @@ from recsys_tf.errors import DataError
 from recsys_tf.utils import unit_rows
 
 
-def _check(pictures: np.ndarray) -> np.ndarray:
+def check_pictures(pictures: np.ndarray) -> np.ndarray:
+    """``pictures`` as an array, once it is known to be a non-empty ``n x height x width x 3`` batch."""
     p = np.asarray(pictures)
     if p.ndim != 4 or p.shape[-1] != 3:
         raise DataError(f"pictures must be an n x height x width x 3 array, got shape {p.shape}.")
     if len(p) == 0:
         raise DataError("no pictures given.")
-    return p.astype(np.float32)
+    return p
+
+
+def _check(pictures: np.ndarray) -> np.ndarray:
+    return check_pictures(pictures).astype(np.float32)
 
 
 def _foreground(p: np.ndarray, tol: float = 12.0) -> np.ndarray:

@@ -371,8 +371,8 @@ def test_rows_of_another_recipe_stay_in_the_table_marked_with_their_recipe(tmp_p
     assert again["rows"]["SASRec (full cross-entropy)"]["protocol"] == "dropout 0.2, at most 100 epochs"
     page = "\n".join(reproduce._sequence_section(merged))
     assert "| SASRec (full cross-entropy) [other recipe] |" in page and "| 0.5 (0.2: 0.0310, 0.5: 0.0390) |" in page
-    assert "Rows marked [other recipe] were trained with another recipe than the one above (they stand until re-run with it): " \
-           "dropout 0.2, at most 100 epochs." in page
+    assert "Rows marked [other recipe] were trained with another recipe than the one above (they stand until re-run with it); " \
+           "it differs in: dropout 0.2; at most 100 epochs. The whole recipe: dropout 0.2, at most 100 epochs." in page
     # a stopped run of the earlier recipe is not resumed by the current one, and the page says so
     monkeypatch.setattr(reproduce, "RAW", tmp_path)
     stale = {**reproduce._seq_key("beauty", "SASRec (BCE"), "max_epochs": 100}

@@ -347,6 +347,19 @@ def test_a_stopped_fit_resumes_from_its_checkpoint_to_the_same_weights(chain_spl
     np.testing.assert_array_equal(again.item_vectors, straight.item_vectors)
 
 
+def test_adam_defaults_to_keras_beta_2_and_the_trainer_uses_the_model_s():
+    """From 2026-11-30 to 2026-12-01 the default was 0.9 while the docstring called it Keras' default (0.999)."""
+    from recsys_tf.models.sequential import _Trainer
+
+    keras_default = keras.optimizers.Adam().beta_2
+    assert keras_default == 0.999
+    for cls in (GRU4Rec, SASRec, BERT4Rec):
+        assert cls().beta_2 == keras_default
+    net = build_sequence_net("sasrec", n_items=20, maxlen=6, dim=8, blocks=1, heads=1, dropout=0.0, seed=0)
+    assert _Trainer(net, "bce", 1.0, 1e-3, 16).optimizer.beta_2 == keras_default
+    assert _Trainer(net, "bce", 1.0, 1e-3, 16, beta_2=0.98).optimizer.beta_2 == 0.98
+
+
 def test_a_checkpoint_of_another_fit_or_a_damaged_one_is_refused(chain_split, tmp_path):
     train, split = chain_split
     kw = dict(maxlen=10, dim=8, epochs=1, batch_size=32, verbose=False)
@@ -356,7 +369,7 @@ def test_a_checkpoint_of_another_fit_or_a_damaged_one_is_refused(chain_split, tm
         SASRec(**{**kw, "dim": 16}).fit(train, val=split.val_frame, checkpoint=ckpt)
     with pytest.raises(DataError, match="another fit"):
         SASRec(**kw).fit(train.iloc[:-1], val=split.val_frame, checkpoint=ckpt)  # other data
-    for later in ({"layout": "authors"}, {"beta_2": 0.98}):  # settings added later count when not at their default
+    for later in ({"layout": "authors"}, {"beta_2": 0.98}, {"beta_2": 0.9}):  # settings added later count when not at their default
         with pytest.raises(DataError, match="another fit"):
             SASRec(**kw, **later).fit(train, val=split.val_frame, checkpoint=ckpt)
     ckpt.write_bytes(ckpt.read_bytes()[:200])

@@ -303,7 +303,8 @@ class SequentialRecommender(Recommender):
     leave-one-out test of SASRec). Histories longer than ``maxlen`` are truncated to their most
     recent ``maxlen`` items, in training and at prediction.
 
-    Training is Adam at ``learning_rate`` with ``beta_2`` (Keras' default 0.9; SASRec's code uses 0.98).
+    Training is Adam at ``learning_rate`` with ``beta_2`` (Keras' and PyTorch's default 0.999; SASRec's
+    code uses 0.98).
 
     ``fit(train, items, val=val, checkpoint="run.npz")`` writes the training state after every epoch
     and resumes from it when called again (hours-long fits survive a stop; see ``_fit``);
@@ -314,14 +315,16 @@ class SequentialRecommender(Recommender):
     _param_names = ("maxlen", "dim", "blocks", "heads", "dropout", "loss", "n_neg", "gbce_t", "epochs", "batch_size",
                     "learning_rate", "seed", "patience", "mask_prob", "beta_2")  # fmt: skip
     # settings added after checkpoints were first written: in a fit's fingerprint only when not at these
-    # defaults, so that a checkpoint written before they existed still resumes
-    _later_params: dict[str, Any] = {"beta_2": 0.9, "layout": "pre-norm"}
+    # defaults, so that a checkpoint written before they existed still resumes. beta_2 is always in it: its
+    # default was 0.9 by mistake from 2026-11-30 to 2026-12-01, so a checkpoint whose fingerprint lacks it
+    # may have been trained under either value, and is refused
+    _later_params: dict[str, Any] = {"layout": "pre-norm"}
     layout = "pre-norm"  # the Transformer block (see build_sequence_net); SASRec takes it as an argument
 
     def __init__(self, maxlen: int = 50, dim: int = 64, blocks: int = 2, heads: int = 1, dropout: float = 0.2,
                  loss: Loss = "bce", n_neg: int = 1, gbce_t: float = 0.75, epochs: int = 50, batch_size: int = 128,
                  learning_rate: float = 1e-3, seed: int = 0, patience: int | None = None, mask_prob: float = 0.2,
-                 beta_2: float = 0.9, verbose: bool = True, epoch_callback=None) -> None:  # fmt: skip
+                 beta_2: float = 0.999, verbose: bool = True, epoch_callback=None) -> None:  # fmt: skip
         super().__init__()
         if loss not in ("bce", "gbce", "ce"):
             raise ValueError(f"loss must be 'bce', 'gbce' or 'ce', got {loss!r}.")
@@ -675,7 +678,7 @@ class _Checkpoint:
 class _Trainer:
     """Adam over packed epochs, through the kit's compiled epoch loop where the backend has one."""
 
-    def __init__(self, net, loss: str, beta: float, learning_rate: float, batch_size: int, beta_2: float = 0.9) -> None:
+    def __init__(self, net, loss: str, beta: float, learning_rate: float, batch_size: int, beta_2: float = 0.999) -> None:
         keras = _keras()
         from recsys_tf.models import fast_loop
 

@@ -183,9 +183,30 @@ def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(k
         packed_loss, grads = loss_and_grads(positions=positions, tokens=tokens)
         assert packed_loss == pytest.approx(full, abs=1e-6)
         assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(grads, full_grads))
+    # a batch whose size the trace does not know (TensorFlow's epoch loop), bounded by batch_size
+    unknown = tf.function(lambda p: sequence_loss(net, p, loss, 1.0, positions, int(lens.sum()), batch_size=8),
+                          input_signature=[tf.TensorSpec([None, *packed.shape[1:]], tf.int32)])
+    assert float(tf.reduce_mean(unknown(packed))) == pytest.approx(full, abs=1e-6)
     trainer = _Trainer(net, loss, 1.0, 1e-3, batch_size=4)
     trainer._fit_sizes(packed.numpy())  # the bound: the fullest batch of 4 rows, +25%, in steps of 256
     assert trainer.tokens == 256 and (trainer.positions == 256) == (loss == "ce")
+
+
+def test_tensorflow_s_epoch_loop_runs_the_network_on_the_items_only(monkeypatch):
+    """Its batches have a size the trace does not know (one trace serves the whole batches and the
+    last); the padding must still be skipped there (from 2026-11-30 to 2026-12-01 it was not: an
+    epoch of Sports took 20 s instead of 12)."""
+    from recsys_tf.models.sequential import _Trainer
+
+    net = build_sequence_net("sasrec", 50, 20, 16, 1, 1, 0.0, 0)
+    seen, packed_fn = [], net.packed
+    monkeypatch.setattr(net, "packed", lambda seq, tokens, training=None: seen.append(tokens) or packed_fn(seq, tokens, training))
+    rng = np.random.default_rng(0)
+    real = np.arange(20)[None, :] >= 20 - rng.integers(2, 6, 100)[:, None]
+    packed = np.where(real[:, None], rng.integers(1, 51, (100, 3, 20)), 0).astype(np.int32)
+    trainer = _Trainer(net, "bce", 1.0, 1e-3, batch_size=32)
+    assert np.isfinite(trainer.run_epoch(packed)) and trainer.fast is not None
+    assert seen == [256]  # traced once, on the packed path
 
 
 def test_bert4rec_masks_the_share_it_is_told_and_every_row_at_least_once():

@@ -164,7 +164,7 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
         def call_packed(self, x, rows, keep, training=None):
             """The same block on the items' states only, ``x`` (P, dim) at flat positions ``rows`` of the
             (B, L) input (B * L for an empty slot): only the attention needs the (B, L) layout."""
-            b, length = keep.shape
+            b, length = ops.shape(keep)[0], keep.shape[1]  # b: a tensor when the batch size is not static
             qkv, skip = self.project(x)
             qkv = ops.scatter(ops.expand_dims(rows, -1), qkv, (b * length + 1, 3 * dim))[: b * length]
             ctx = ops.reshape(self.attend(ops.reshape(qkv, (b, length, 3 * dim)), keep, training), (b * length, dim))
@@ -208,7 +208,7 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             The same function as :meth:`call` at those positions (the dense layers then run on the
             items, not on the padding: ~9x less work on the Amazon data, 6 items a user in 50 slots).
             """
-            b, length = seq.shape
+            b, length = ops.shape(seq)[0], seq.shape[1]  # b: a tensor in TensorFlow's epoch loop (see fast_loop)
             flat = ops.reshape(seq, (-1,))
             rows = first_slots(ops.not_equal(flat, PAD), tokens, b * length)
             codes = ops.take(ops.concatenate([flat, ops.zeros((1,), flat.dtype)]), rows)
@@ -246,7 +246,8 @@ def first_slots(flag, size: int, fill: int):
     return ops.where(ops.arange(size) < ops.sum(flat), at, fill)
 
 
-def sequence_loss(net, packed, loss: str, beta: float = 1.0, positions: int | None = None, tokens: int | None = None):
+def sequence_loss(net, packed, loss: str, beta: float = 1.0, positions: int | None = None, tokens: int | None = None,
+                  batch_size: int | None = None):
     """Per-sample loss of a batch; their mean is the mean over all target positions of the batch.
 
     ``packed`` (B, 2 + n_neg, L): input sequences, target items (0 where there is none) and, for
@@ -254,12 +255,16 @@ def sequence_loss(net, packed, loss: str, beta: float = 1.0, positions: int | No
     number of target positions of the batch; the softmax over all items is then computed at those
     positions only -- the same loss, a fraction of the work when most of the batch is padding.
     ``tokens`` (SASRec, BERT4Rec): at least the number of items in the inputs of the batch; the
-    network then runs on them only (:meth:`SequenceNet.packed`), the same loss again.
+    network then runs on them only (:meth:`SequenceNet.packed`), the same loss again. ``batch_size``:
+    the most rows a batch of unknown size can have (without it such a batch is not packed).
     """
     from keras import ops
 
     seq, target = packed[:, 0], packed[:, 1]
-    slots = None if None in seq.shape else seq.shape[0] * seq.shape[1]  # None: a batch of unknown size (Keras fit)
+    # a batch of unknown size (TensorFlow's epoch loop slices batches of a dynamic size; Keras fit) has at
+    # most ``batch_size`` rows: the bound decides whether packing saves work; None: unknown, no packing
+    rows_at_most = seq.shape[0] if seq.shape[0] is not None else batch_size
+    slots = None if rows_at_most is None or seq.shape[1] is None else rows_at_most * seq.shape[1]
     neg_axis = 1  # negatives (B, n_neg, L), or (n_neg, tokens) on packed states
     if tokens is not None and net.kind != "gru4rec" and slots is not None and tokens < slots:
         h, rows = net.packed(seq, tokens, training=True)  # (tokens, d)
@@ -694,7 +699,7 @@ class _Trainer:
                 self.built = True  # its only weights are the (built) network's: JAX's stateless_call needs this
 
             def call(self, packed, training=None):
-                return sequence_loss(self.inner, packed, loss, beta, trainer.positions, trainer.tokens)
+                return sequence_loss(self.inner, packed, loss, beta, trainer.positions, trainer.tokens, trainer.batch_size)
 
         self.model = Wrapped()
         self.optimizer = keras.optimizers.Adam(learning_rate, beta_2=beta_2)

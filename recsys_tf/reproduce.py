@@ -379,6 +379,8 @@ SEQ_MODELS = {
     "SASRec (full cross-entropy)": ("SASRec", {"loss": "ce"}),
     # the authors' TensorFlow code (kang205/SASRec): its block layout and Adam beta_2; the recipe's other settings
     "SASRec, the authors' block (BCE, 1 negative; Adam beta_2 0.98)": ("SASRec", {"loss": "bce", "layout": "authors", "beta_2": 0.98}),
+    # S3-Rec's code (aHuiWang/CIKM2020-S3Rec), whose SASRec rows its tables report: BERT's post-norm block, 2 heads
+    "SASRec, S3-Rec's encoder (BCE, 1 negative; post-norm block, 2 heads)": ("SASRec", {"loss": "bce", "layout": "post-norm", "heads": 2}),
     "BERT4Rec (masked items, cross-entropy)": ("BERT4Rec", {"mask_prob": 0.2}),
 }  # fmt: skip
 # S3-Rec's tables (HR@10, NDCG@10): full ranking, then 99 negatives

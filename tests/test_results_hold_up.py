@@ -182,7 +182,8 @@ def test_a_run_of_some_sequence_models_adds_its_rows_to_the_earlier_table():
     assert reproduce.merge_rows({**old, "seeds": [0]}, new) == new  # another protocol or seeds: not one table
     page = "\n".join(reproduce._sequence_section(merged))
     assert ("Not run yet on this data: SASRec (full cross-entropy); SASRec, the authors' block (BCE, 1 negative; Adam beta_2 "
-            "0.98); BERT4Rec (masked items, cross-entropy) (hours each") in page  # fmt: skip
+            "0.98); SASRec, S3-Rec's encoder (BCE, 1 negative; post-norm block, 2 heads); BERT4Rec (masked items, cross-entropy) "
+            "(hours each") in page  # fmt: skip
     assert "--only seq_beauty --models TEXT" in page and "Models trained on: CPU; GPU." in page
     assert list(reproduce.seq_models("sasrec (bce")) == ["SASRec (BCE, 1 negative: the paper's loss)"]
     with pytest.raises(ValueError, match="matches none"):

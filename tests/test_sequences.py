@@ -66,7 +66,7 @@ def test_the_published_negatives_file_is_read_per_user_and_checked(tmp_path):
 
 
 # --- networks -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("layout", ["pre-norm", "authors"])
+@pytest.mark.parametrize("layout", ["pre-norm", "authors", "post-norm"])
 def test_sasrec_is_causal_and_padding_is_masked(layout):
     net = build_sequence_net("sasrec", n_items=30, maxlen=8, dim=16, blocks=2, heads=2, dropout=0.0, seed=0, layout=layout)
     a = np.array([[0, 0, 3, 4, 5, 6, 7, 8]], "int32")
@@ -107,6 +107,28 @@ def test_the_authors_layout_is_their_block_by_hand(tmp_path):
     # Glorot-uniform embeddings, as the authors' tf.get_variable: positions within sqrt(6 / (5 + 4)) = 0.82
     positions = np.abs(keras.ops.convert_to_numpy(net.positions.embeddings))
     assert 0.3 < positions.max() <= math.sqrt(6 / 9)
+
+
+def test_the_post_norm_layout_is_s3rec_s_encoder_by_hand():
+    """layout="post-norm" (aHuiWang/CIKM2020-S3Rec's modules.py): e = LN(item + position);
+    x' = LN(x + W_o softmax(q k^T / sqrt(d)) v) (causal, padding keys masked); LN(x' + W2 GELU(W1 x'))
+    with W1 4x wide; no final LN; N(0, 0.02) weights."""
+    net = build_sequence_net("sasrec", n_items=9, maxlen=5, dim=4, blocks=1, heads=1, dropout=0.0, seed=2, layout="post-norm")
+    seq = np.array([[0, 0, 3, 7, 1]], "int32")
+    blk = net.blocks[0]
+    dense = lambda layer, x: x @ keras.ops.convert_to_numpy(layer.kernel) + keras.ops.convert_to_numpy(layer.bias)  # noqa: E731
+    ln = lambda x: (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-12)  # gamma 1, beta 0 when built
+    gelu = lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))  # noqa: E731
+    x = ln(keras.ops.convert_to_numpy(net.items.embeddings)[seq[0]] + keras.ops.convert_to_numpy(net.positions.embeddings))
+    q, k, v = np.split(dense(blk.qkv, x), 3, axis=-1)
+    logits = np.where(np.tril(np.ones((5, 5), bool)) & (seq != 0), q @ k.T / 2.0, -1e9)
+    att = np.exp(logits - logits.max(-1, keepdims=True))
+    x = ln(x + dense(blk.proj, (att / att.sum(-1, keepdims=True)) @ v))
+    want = ln(x + dense(blk.ff2, gelu(dense(blk.ff1, x))))
+    got = keras.ops.convert_to_numpy(net(seq))[0]
+    assert np.allclose(got[2:], want[2:], atol=1e-5) and blk.ff1.kernel.shape == (4, 16)
+    weights = np.concatenate([keras.ops.convert_to_numpy(w).ravel() for w in (net.items.embeddings, blk.qkv.kernel, blk.ff1.kernel)])
+    assert abs(weights.std() - 0.02) < 0.004 and np.abs(weights).max() > 0.04  # normal, not truncated at 2 sd
 
 
 def _tiny_net():
@@ -155,7 +177,7 @@ def test_full_cross_entropy_equals_the_softmax_over_all_items_by_hand():
 
 @pytest.mark.parametrize("kind,loss,n_neg,layout", [("sasrec", "bce", 1, "pre-norm"), ("sasrec", "gbce", 3, "pre-norm"),
                                                     ("sasrec", "ce", 0, "pre-norm"), ("bert4rec", "ce", 0, "pre-norm"),
-                                                    ("sasrec", "bce", 1, "authors")])  # fmt: skip
+                                                    ("sasrec", "bce", 1, "authors"), ("sasrec", "bce", 1, "post-norm")])  # fmt: skip
 def test_the_network_on_the_items_only_gives_the_full_width_loss_and_gradients(kind, loss, n_neg, layout):
     """``tokens=``: the dense layers run on the batch's items, not on its padding (training's fast
     path); loss and gradients are those of the full (B, L) computation, to float rounding."""
@@ -329,8 +351,8 @@ def test_sequence_models_refuse_bad_settings_and_unordered_data():
         SASRec(loss="hinge")
     with pytest.raises(ValueError, match="multiple of heads"):
         SASRec(dim=10, heads=3)
-    with pytest.raises(ValueError, match="layout must be 'pre-norm' or 'authors'"):
-        SASRec(layout="post-norm")
+    with pytest.raises(ValueError, match="layout must be one of 'pre-norm', 'authors', 'post-norm'"):
+        SASRec(layout="post-norm-ish")
     with pytest.raises(DataError, match="timestamp"):
         SASRec(epochs=1, verbose=False).fit(pd.DataFrame({"user_id": [1, 1], "item_id": [1, 2]}))
     assert math.isfinite(_gbce_beta(1, 2, 0.0))

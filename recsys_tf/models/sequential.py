@@ -85,9 +85,12 @@ def _keras():
     return keras
 
 
+LAYOUTS = ("pre-norm", "authors", "post-norm")
+
+
 def _check_layout(layout: str) -> str:
-    if layout not in ("pre-norm", "authors"):
-        raise ValueError(f"layout must be 'pre-norm' or 'authors', got {layout!r}.")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(map(repr, LAYOUTS))}, got {layout!r}.")
     return layout
 
 
@@ -98,9 +101,14 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
     ``layout``: ``"pre-norm"``, the Transformer block of GPT-2 and later code (x + Attn(LN x), then
     x + FF(LN x)); ``"authors"``, the block of SASRec's own TensorFlow code (kang205/SASRec):
     h = LN x, x' = h + Attn(queries h, keys and values x) without an output projection, then
-    h' = LN x', h' + FF(h'); its embeddings are Glorot-uniform (positions ~7x larger than here).
+    h' = LN x', h' + FF(h'); its embeddings are Glorot-uniform (positions ~7x larger than here);
+    ``"post-norm"``, BERT's block as the code of S3-Rec (Zhou et al., CIKM 2020; aHuiWang/CIKM2020-S3Rec)
+    builds the SASRec whose numbers its tables report: e = LN(item + position) (no sqrt(dim) scale),
+    x' = LN(x + Attn(x)), then LN(x' + W2 GELU(W1 x')) with W1 four times as wide, no final LN, every
+    weight N(0, 0.02) and biases 0 (GELU in its tanh form, within 1e-3 of their erf form, as BERT4Rec's).
     """
     authors = _check_layout(layout) == "authors"
+    post = layout == "post-norm"
     keras = _keras()
     from keras import layers, ops
 
@@ -109,7 +117,8 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
 
         def __init__(self, causal: bool, seed: int, **kw) -> None:
             super().__init__(**kw)
-            init = lambda s: keras.initializers.GlorotUniform(seed=s)  # noqa: E731
+            init = (lambda s: keras.initializers.RandomNormal(stddev=0.02, seed=s)) if post else (  # noqa: E731
+                lambda s: keras.initializers.GlorotUniform(seed=s))
             self.causal, self.heads = causal, heads
             if authors:  # queries from the normalised input, keys and values from the input itself
                 self.q = layers.Dense(dim, kernel_initializer=init(seed))
@@ -117,9 +126,10 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             else:
                 self.qkv = layers.Dense(3 * dim, kernel_initializer=init(seed))
                 self.proj = layers.Dense(dim, kernel_initializer=init(seed + 1))
-            self.ff1 = layers.Dense(dim, kernel_initializer=init(seed + 2))
+            self.ff1 = layers.Dense(4 * dim if post else dim, kernel_initializer=init(seed + 2))
             self.ff2 = layers.Dense(dim, kernel_initializer=init(seed + 3))
-            self.ln1, self.ln2 = layers.LayerNormalization(epsilon=1e-6), layers.LayerNormalization(epsilon=1e-6)
+            eps = 1e-12 if post else 1e-6  # S3-Rec's (BERT's) and SASRec's
+            self.ln1, self.ln2 = layers.LayerNormalization(epsilon=eps), layers.LayerNormalization(epsilon=eps)
             self.drop = layers.Dropout(dropout, seed=seed + 4)
 
         def attend(self, qkv, keep, training=None):
@@ -139,22 +149,29 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             return ops.reshape(ops.transpose(ops.matmul(self.drop(weights, training=training), v), (0, 2, 1, 3)), (-1, length, dim))
 
         def feed_forward(self, x, training=None):
-            normed = self.ln2(x)
+            normed = x if post else self.ln2(x)
             h = self.ff1(normed)
             # SASRec's feed-forward uses ReLU; BERT4Rec's, BERT's GELU in its tanh form (Google's BERT code, which
             # BERT4Rec builds on) -- also the form LiteRT and ONNX run exactly (the erf form has no ONNX operator)
-            h = ops.relu(h) if self.causal else keras.activations.gelu(h, approximate=True)
+            h = ops.relu(h) if self.causal and not post else keras.activations.gelu(h, approximate=True)
+            if post:  # S3-Rec: no dropout inside the feed-forward net, the norm after the residual
+                return self.ln2(x + self.drop(self.ff2(h), training=training))
             return (normed if authors else x) + self.drop(self.ff2(self.drop(h, training=training)), training=training)
 
         def project(self, x):
             """Queries, keys and values (..., 3 dim) of states ``x`` and the attention's residual input."""
+            if post:
+                return self.qkv(x), x
             normed = self.ln1(x)
             if authors:
                 return ops.concatenate([self.q(normed), self.kv(x)], axis=-1), normed
             return self.qkv(normed), x
 
         def residual(self, skip, ctx, training=None):
-            return skip + ctx if authors else skip + self.drop(self.proj(ctx), training=training)
+            if authors:
+                return skip + ctx
+            out = skip + self.drop(self.proj(ctx), training=training)
+            return self.ln1(out) if post else out
 
         def call(self, x, keep, training=None):
             qkv, skip = self.project(x)
@@ -177,6 +194,7 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             self.kind, self.n_items, self.maxlen = kind, n_items, maxlen
             # codes 1..n_items are items, 0 pads, n_items + 1 is BERT4Rec's [MASK]
             table = (lambda s: keras.initializers.GlorotUniform(seed=s)) if authors else (  # noqa: E731
+                lambda s: keras.initializers.RandomNormal(stddev=0.02, seed=s)) if post else (
                 lambda s: keras.initializers.TruncatedNormal(stddev=0.02, seed=s))
             self.items = layers.Embedding(n_items + 2, dim, embeddings_initializer=table(seed))
             self.drop = layers.Dropout(dropout, seed=seed + 1)
@@ -185,21 +203,31 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             else:
                 self.positions = layers.Embedding(maxlen, dim, embeddings_initializer=table(seed + 3))
                 self.blocks = [Block(kind == "sasrec", seed + 10 * (b + 1)) for b in range(blocks)]
-                self.norm = layers.LayerNormalization(epsilon=1e-6)
+                # post-norm: the norm is on the embeddings, and each block ends with one
+                self.norm = layers.LayerNormalization(epsilon=1e-12 if post else 1e-6)
+
+        def embed(self, codes, at):
+            """The input states of item ``codes`` at positions ``at`` (before dropout)."""
+            if post:
+                return self.norm(self.items(codes) + self.positions(at))
+            return self.items(codes) * math.sqrt(dim) + self.positions(at)
+
+        def out(self, x):
+            return x if post else self.norm(x)
 
         def call(self, seq, training=None):
             keep = ops.not_equal(seq, PAD)
-            x = self.items(seq) * math.sqrt(dim)
             if self.kind == "gru4rec":
                 # left padding: the GRU reads zeros first, then the items; the last position sees them all
+                x = self.items(seq) * math.sqrt(dim)
                 return self.gru(self.drop(x * ops.cast(ops.expand_dims(keep, -1), x.dtype), training=training))
             # positions count from the right end (the latest item is at maxlen - 1), so an input without
             # its leading padding columns (see _trim_padding) gets the same positions and states
-            x = self.drop(x + self.positions(ops.arange(maxlen - ops.shape(seq)[1], maxlen)), training=training)
+            x = self.drop(self.embed(seq, ops.arange(maxlen - ops.shape(seq)[1], maxlen)), training=training)
             x = x * ops.cast(ops.expand_dims(keep, -1), x.dtype)
             for block in self.blocks:
                 x = block(x, keep, training=training)
-            return self.norm(x)
+            return self.out(x)
 
         def packed(self, seq, tokens: int, training=None):
             """States of the items of ``seq`` (B, L) only: (tokens, dim) and their flat positions (tokens,),
@@ -213,12 +241,11 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             rows = first_slots(ops.not_equal(flat, PAD), tokens, b * length)
             codes = ops.take(ops.concatenate([flat, ops.zeros((1,), flat.dtype)]), rows)
             position = ops.concatenate([ops.tile(ops.arange(maxlen - length, maxlen), (b,)), ops.zeros((1,), "int32")])
-            x = self.items(codes) * math.sqrt(dim) + self.positions(ops.take(position, rows))
-            x = self.drop(x, training=training)
+            x = self.drop(self.embed(codes, ops.take(position, rows)), training=training)
             keep = ops.not_equal(seq, PAD)
             for block in self.blocks:
                 x = block.call_packed(x, rows, keep, training=training)
-            return self.norm(x), rows
+            return self.out(x), rows
 
         def item_table(self):
             """Embeddings of items 1..n_items (the output layer)."""
@@ -762,6 +789,8 @@ class SASRec(SequentialRecommender):
 
     ``layout="authors"`` builds the block as the authors' TensorFlow code does (see
     :func:`build_sequence_net`); with ``beta_2=0.98`` (its Adam) and ``dim=50`` it is their model.
+    ``layout="post-norm"`` builds BERT's block as S3-Rec's code does for the SASRec of its tables;
+    with ``heads=2``, ``dropout=0.5`` and ``batch_size=256`` it is that model.
     """
 
     name = kind = "sasrec"

@@ -717,6 +717,7 @@ class _Trainer:
         self.batch_size, self.loss, self.kind = batch_size, loss, net.kind
         self.positions: int | None = None  # full softmax at this many positions per batch (see sequence_loss)
         self.tokens: int | None = None  # the network on this many input items per batch (see sequence_loss)
+        self.rows_bound: int | None = None  # the most rows of a batch of dynamic size, when its sizes keep up
         trainer = self
 
         class Wrapped(keras.Model):
@@ -726,7 +727,7 @@ class _Trainer:
                 self.built = True  # its only weights are the (built) network's: JAX's stateless_call needs this
 
             def call(self, packed, training=None):
-                return sequence_loss(self.inner, packed, loss, beta, trainer.positions, trainer.tokens, trainer.batch_size)
+                return sequence_loss(self.inner, packed, loss, beta, trainer.positions, trainer.tokens, trainer.rows_bound)
 
         self.model = Wrapped()
         self.optimizer = keras.optimizers.Adam(learning_rate, beta_2=beta_2)
@@ -766,7 +767,10 @@ class _Trainer:
         y = np.zeros(len(packed), np.float32)
         if self.fast is not None and len(packed) >= self.batch_size:
             self._fit_sizes(packed)
+            self.rows_bound = self.batch_size  # its batches have a dynamic size (see fast_loop)
             return self.fast.run_epoch(*self.fast.device_batches(packed, y))
+        # Keras fit keeps its trace while the sizes would grow: its batches (of unknown size) are not packed
+        self.rows_bound = None
         hist = self.model.fit(packed, y, batch_size=self.batch_size, epochs=1, verbose=0, shuffle=False)
         return float(hist.history["loss"][-1])
 

@@ -488,10 +488,15 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
     def fit(label: str, seed: int, dropout: float):
         nonlocal earlier
         cls_name, extra = chosen[label]
-        model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=False, dropout=dropout, **{**SEQ_RECIPE, **extra})
+        # a fit takes minutes to hours: a line as it starts and ends (logs), an epoch bar on a terminal
+        print(f"  seed {seed}: {label}, dropout {dropout:g} ...", flush=True)
+        model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=True, dropout=dropout, **{**SEQ_RECIPE, **extra})
         start = time.perf_counter()
         model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{_slug(label)}-seed{seed}-dropout{dropout}.npz")
         earlier += max(0.0, model.fit_seconds_ - (time.perf_counter() - start))  # the checkpoint's epochs
+        print(f"  seed {seed}: {label}, dropout {dropout:g}: best validation NDCG@10 "
+              f"{max(h['val_ndcg@10'] for h in model.history_):.4f} at epoch {model.best_epoch_} of {len(model.history_)}, "
+              f"{model.fit_seconds_ / 60:.1f} min", flush=True)  # fmt: skip
         return model, model.fit_seconds_
 
     def fits_seconds(rows: dict[str, Any], seed: int) -> float:

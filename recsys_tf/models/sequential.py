@@ -402,7 +402,9 @@ class SequentialRecommender(Recommender):
             if state["finished"]:
                 return
         elapsed = lambda: self.fit_seconds_ + time.perf_counter() - t0  # noqa: E731  (across resumed runs)
-        for epoch in progress(range(first, self.epochs), desc=type(self).__name__, disable=not self.verbose or None):
+        bar = progress(range(first, self.epochs), desc=type(self).__name__, disable=not self.verbose or None,
+                       initial=first, total=self.epochs)  # fmt: skip
+        for epoch in bar:
             started = time.perf_counter()
             packed = self._epoch_samples(rng)
             loss = trainer.run_epoch(packed[rng.permutation(len(packed))])
@@ -416,6 +418,8 @@ class SequentialRecommender(Recommender):
             if self.epoch_callback is not None:
                 rec.update(self.epoch_callback(self))
             self.history_.append(rec)
+            bar.set_postfix(loss=f"{loss:.4f}", **({"val_ndcg@10": f"{rec['val_ndcg@10']:.4f}", "best": f"{best:.4f} at {self.best_epoch_}"}
+                                                  if val is not None else {}), refresh=False)  # fmt: skip
             stop = self.patience is not None and val is not None and waited > self.patience
             if ckpt is not None and not stop and epoch + 1 < self.epochs:
                 ckpt.write(self.net_, trainer, rng, epoch + 1, best, best_weights, waited, self.best_epoch_, self.history_, elapsed())

@@ -316,6 +316,41 @@ def _tiny_sequences(n_users=48, n_items=120, seed=0) -> pd.DataFrame:
     return pd.DataFrame({"user_id": users + 1, "item_id": items, "label": 1.0, "timestamp": pos})
 
 
+@pytest.mark.parametrize("label", list(reproduce.SEQ_MODELS))
+def test_every_sequence_row_trains_with_the_recipe_and_only_its_own_departures(label, tmp_path, monkeypatch):
+    """The settings a row's model is built with: the recipe's (Adam's beta_2 included: from 2026-11-30 to
+    2026-12-01 the models' default was 0.9 while the recipe assumed 0.999), overridden only by the row's."""
+    from recsys_tf import data, models
+    from recsys_tf.data.schema import Dataset
+
+    inter = _tiny_sequences()
+    ds = Dataset("s3rec-sports", inter, pd.DataFrame({"item_id": np.sort(inter.item_id.unique())}),
+                 pd.DataFrame({"user_id": np.sort(inter.user_id.unique())}), time_unit="sequence")  # fmt: skip
+    built: list = []
+
+    class Stop(Exception):
+        pass
+
+    def record(cls):
+        class Recorded(cls):
+            def fit(self, *args, **kwargs):
+                built.append(self)
+                raise Stop
+
+        return Recorded
+
+    for name in ("GRU4Rec", "SASRec", "BERT4Rec"):
+        monkeypatch.setattr(models, name, record(getattr(models, name)))
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    monkeypatch.setattr(data, "load_s3rec", lambda name: ds)
+    with pytest.raises(Stop):
+        reproduce.sequential_s3rec("sports", seeds=(0,), max_epochs=3, which=label)
+    model, (_, own) = built[0], reproduce.SEQ_MODELS[label]
+    for key, value in {**reproduce.SEQ_RECIPE, **own}.items():
+        assert getattr(model, key) == value, key
+    assert model.beta_2 == (0.98 if "beta_2" in own else 0.999) and model.dropout in reproduce.SEQ_DROPOUTS
+
+
 def test_a_sequence_run_chooses_the_dropout_on_validation_once_and_resumes_with_it(tmp_path, monkeypatch):
     from recsys_tf import data, models
     from recsys_tf.data.schema import Dataset

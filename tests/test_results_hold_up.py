@@ -316,16 +316,22 @@ def _tiny_sequences(n_users=48, n_items=120, seed=0) -> pd.DataFrame:
     return pd.DataFrame({"user_id": users + 1, "item_id": items, "label": 1.0, "timestamp": pos})
 
 
+def _tiny_s3rec():
+    """:func:`_tiny_sequences` as the Dataset an S3-Rec loader returns (to stand in for ``load_s3rec``)."""
+    from recsys_tf.data.schema import Dataset
+
+    inter = _tiny_sequences()
+    return Dataset("s3rec-sports", inter, pd.DataFrame({"item_id": np.sort(inter.item_id.unique())}),
+                   pd.DataFrame({"user_id": np.sort(inter.user_id.unique())}), time_unit="sequence")  # fmt: skip
+
+
 @pytest.mark.parametrize("label", list(reproduce.SEQ_MODELS))
 def test_every_sequence_row_trains_with_the_recipe_and_only_its_own_departures(label, tmp_path, monkeypatch):
     """The settings a row's model is built with: the recipe's (Adam's beta_2 included: from 2026-11-30 to
     2026-12-01 the models' default was 0.9 while the recipe assumed 0.999), overridden only by the row's."""
     from recsys_tf import data, models
-    from recsys_tf.data.schema import Dataset
 
-    inter = _tiny_sequences()
-    ds = Dataset("s3rec-sports", inter, pd.DataFrame({"item_id": np.sort(inter.item_id.unique())}),
-                 pd.DataFrame({"user_id": np.sort(inter.user_id.unique())}), time_unit="sequence")  # fmt: skip
+    ds = _tiny_s3rec()
     built: list = []
 
     class Stop(Exception):
@@ -353,11 +359,8 @@ def test_every_sequence_row_trains_with_the_recipe_and_only_its_own_departures(l
 
 def test_a_sequence_run_chooses_the_dropout_on_validation_once_and_resumes_with_it(tmp_path, monkeypatch):
     from recsys_tf import data, models
-    from recsys_tf.data.schema import Dataset
 
-    inter = _tiny_sequences()
-    ds = Dataset("s3rec-sports", inter, pd.DataFrame({"item_id": np.sort(inter.item_id.unique())}),
-                 pd.DataFrame({"user_id": np.sort(inter.user_id.unique())}), time_unit="sequence")  # fmt: skip
+    ds = _tiny_s3rec()
     fits: list[tuple[int, float]] = []
 
     class Counted(models.SASRec):

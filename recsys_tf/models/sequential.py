@@ -112,13 +112,21 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
     keras = _keras()
     from keras import layers, ops
 
+    def glorot(s: int):  # the authors' tf.get_variable; the kit's dense layers
+        return keras.initializers.GlorotUniform(seed=s)
+
+    def normal(s: int):  # S3-Rec's (BERT's PyTorch port): every weight N(0, 0.02)
+        return keras.initializers.RandomNormal(stddev=0.02, seed=s)
+
+    def truncated(s: int):  # the kit's embeddings: N(0, 0.02) cut at 2 sd
+        return keras.initializers.TruncatedNormal(stddev=0.02, seed=s)
+
     class Block(layers.Layer):
         """Pre-norm Transformer block: multi-head self-attention, then a position-wise feed-forward net."""
 
         def __init__(self, causal: bool, seed: int, **kw) -> None:
             super().__init__(**kw)
-            init = (lambda s: keras.initializers.RandomNormal(stddev=0.02, seed=s)) if post else (  # noqa: E731
-                lambda s: keras.initializers.GlorotUniform(seed=s))
+            init = normal if post else glorot
             self.causal, self.heads = causal, heads
             if authors:  # queries from the normalised input, keys and values from the input itself
                 self.q = layers.Dense(dim, kernel_initializer=init(seed))
@@ -193,9 +201,7 @@ def build_sequence_net(kind: str, n_items: int, maxlen: int, dim: int, blocks: i
             super().__init__()
             self.kind, self.n_items, self.maxlen = kind, n_items, maxlen
             # codes 1..n_items are items, 0 pads, n_items + 1 is BERT4Rec's [MASK]
-            table = (lambda s: keras.initializers.GlorotUniform(seed=s)) if authors else (  # noqa: E731
-                lambda s: keras.initializers.RandomNormal(stddev=0.02, seed=s)) if post else (
-                lambda s: keras.initializers.TruncatedNormal(stddev=0.02, seed=s))
+            table = glorot if authors else normal if post else truncated
             self.items = layers.Embedding(n_items + 2, dim, embeddings_initializer=table(seed))
             self.drop = layers.Dropout(dropout, seed=seed + 1)
             if kind == "gru4rec":

@@ -158,13 +158,22 @@ def test_the_sequence_section_compares_with_s3rec_and_states_the_protocol_flip(t
     page = reproduce.render({"seq_lastfm": res}, "CPU")
     assert "0.0688 / 0.039" in page and "0.4706 / 0.2755" in page
     assert "2 of 4 (hr_full: yes, ndcg_full: yes, hr_sampled: no, ndcg_sampled: no)" in page
-    assert "with 99 negatives BERT4Rec ahead of SASRec on HR@10, with full ranking SASRec ahead of BERT4Rec" in page
+    assert ("ours: with 99 negatives BERT4Rec ahead of SASRec on HR@10 (0.4500 vs 0.4000), with full ranking SASRec ahead of BERT4Rec "
+            "on HR@10 (0.0700 vs 0.0500)") in page  # fmt: skip
     assert "Not run: too long for the 2-core CPU budget" in page  # Beauty, Sports, Games say why and how
     assert "How far the test set alone" not in page  # no count of test users: nothing claimed
     page = "\n".join(reproduce._sequence_section({**res, "test_users": 1090}))
     # by hand: sqrt(0.0688 * 0.9312 / 1090) = 0.00767, and 0.05 * 0.0688 / 0.00767 = 0.45 standard errors
     assert "1,090 test users" in page and "full ranking: 0.0077 at the published 0.0688 (11.1% of it; the 5% margin is 0.4" in page
     assert "sampled negatives: 0.0151 at the published 0.4706" in page  # sqrt(0.4706 * 0.5294 / 1090) = 0.01512
+    # the gap against its standard error, by hand: sqrt((0.45 * 0.55 + 0.40 * 0.60) / 1090) = 0.02115, 0.05 / 0.02115 = 2.36;
+    # sqrt((0.05 * 0.95 + 0.07 * 0.93) / 1090) = 0.01016, 0.02 / 0.01016 = 1.97: under two, so not told apart by this test set
+    assert "(0.4500 vs 0.4000, 2.36 unpaired standard errors of the gap)" in page
+    assert "(0.0700 vs 0.0500, 1.97 unpaired standard errors of the gap: not shown apart by this test set)" in page
+    games = "\n".join(reproduce._sequence_section({**res, "protocol": "loo, ranking against 100 negatives (uniform)"}))
+    assert "with 100 negatives BERT4Rec ahead" in games
+    # S3-Rec's own LastFM flip, same bound: sqrt((0.4991 * 0.5009 + 0.4706 * 0.5294) / 1090) = 0.02141, 0.0285 / 0.02141 = 1.33
+    assert "S3-Rec's on this data: with 99 negatives BERT4Rec ahead of SASRec on HR@10 (0.4991 vs 0.4706, 1.33 unpaired" in page
     variant = "SASRec, the authors' block (BCE, 1 negative; Adam beta_2 0.98)"  # a variant of SASRec meets SASRec's numbers
     page = "\n".join(reproduce._sequence_section({**res, "rows": {variant: rows["SASRec (BCE, 1 negative: the paper's loss)"]}}))
     assert f"| {variant} | 0.0688 / 0.039 |" in page and "2 of 4 (hr_full: yes" in page

@@ -172,6 +172,8 @@ def test_the_sequence_section_compares_with_s3rec_and_states_the_protocol_flip(t
     assert "(0.0700 vs 0.0500, 1.97 unpaired standard errors of the gap: not shown apart by this test set)" in page
     games = "\n".join(reproduce._sequence_section({**res, "protocol": "loo, ranking against 100 negatives (uniform)"}))
     assert "with 100 negatives BERT4Rec ahead" in games
+    games = "\n".join(reproduce._protocol_flip({**res, "dataset": "games"}))  # S3-Rec has no Games numbers to weigh
+    assert "S3-Rec's tables (other data): BERT4Rec ahead with negatives on four of five" in games and "this data" not in games
     # S3-Rec's own LastFM flip, same bound: sqrt((0.4991 * 0.5009 + 0.4706 * 0.5294) / 1090) = 0.02141, 0.0285 / 0.02141 = 1.33
     assert "S3-Rec's on this data: with 99 negatives BERT4Rec ahead of SASRec on HR@10 (0.4991 vs 0.4706, 1.33 unpaired" in page
     variant = "SASRec, the authors' block (BCE, 1 negative; Adam beta_2 0.98)"  # a variant of SASRec meets SASRec's numbers

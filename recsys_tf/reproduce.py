@@ -857,6 +857,11 @@ def _recipe_difference(protocol: str, table_protocol: str) -> str:
     return "; ".join(c for c in clauses(protocol) if c not in ours) or "only the wording"
 
 
+def _hit_rate_se(p: float, n: int) -> float:
+    """The binomial standard error of a hit rate ``p`` over ``n`` test users, each one hit or miss: sqrt(p (1 - p) / n)."""
+    return float(np.sqrt(p * (1 - p) / n))
+
+
 def _test_set_error(n: int | None, published: tuple | None) -> list[str]:
     """How far the test set alone moves an HR@10 near the published SASRec number: each of the ``n`` test
     users is one hit or miss, so the binomial standard error is sqrt(p (1 - p) / n)."""
@@ -865,7 +870,7 @@ def _test_set_error(n: int | None, published: tuple | None) -> list[str]:
     parts = []
     for what, p in (("full ranking", published[0][0]), ("sampled negatives", published[1][0])):
         if not np.isnan(p):
-            se = float(np.sqrt(p * (1 - p) / n))
+            se = _hit_rate_se(p, n)
             parts.append(f"{what}: {se:.4f} at the published {_num(p)} ({se / p:.1%} of it; the 5% margin is {0.05 * p / se:.1f} "
                          "standard errors)")  # fmt: skip
     return ["", f"How far the test set alone can move HR@10: each of the {n:,} test users is one hit or miss, so the sampling "
@@ -887,7 +892,7 @@ def _protocol_flip(res: dict[str, Any]) -> list[str]:
     def lead(b: float, s: float) -> str:
         text = f"{'BERT4Rec ahead of SASRec' if b > s else 'SASRec ahead of BERT4Rec'} on HR@10 ({max(b, s):.4f} vs {min(b, s):.4f}"
         if n:
-            se = float(np.sqrt((b * (1 - b) + s * (1 - s)) / n))
+            se = float(np.hypot(_hit_rate_se(b, n), _hit_rate_se(s, n)))
             text += f", {abs(b - s) / se:.2f} unpaired standard errors of the gap" + ("" if abs(b - s) >= 2 * se else
                                                                                     ": not shown apart by this test set")
         return text + ")"

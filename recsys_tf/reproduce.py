@@ -862,6 +862,18 @@ def _hit_rate_se(p: float, n: int) -> float:
     return float(np.sqrt(p * (1 - p) / n))
 
 
+def _gap_se(p1: float, p2: float, n: int) -> float:
+    """The standard error of the gap between two hit rates on the same ``n`` test users, at most
+    sqrt((p1 (1 - p1) + p2 (1 - p2)) / n): the unpaired bound, as hits the two models share only make it smaller."""
+    return float(np.hypot(_hit_rate_se(p1, n), _hit_rate_se(p2, n)))
+
+
+def _negatives(res: dict[str, Any]) -> str:
+    """The number of sampled negatives the protocol text names (S3-Rec's 99 unless it says otherwise)."""
+    found = re.search(r"against (\d+) negatives", res.get("protocol", ""))
+    return found[1] if found else "99"
+
+
 def _test_set_error(n: int | None, published: tuple | None) -> list[str]:
     """How far the test set alone moves an HR@10 near the published SASRec number: each of the ``n`` test
     users is one hit or miss, so the binomial standard error is sqrt(p (1 - p) / n)."""
@@ -886,18 +898,17 @@ def _protocol_flip(res: dict[str, Any]) -> list[str]:
     bert = res["rows"].get("BERT4Rec (masked items, cross-entropy)")
     if not (sas and bert):
         return []
-    negatives = re.search(r"against (\d+) negatives", res.get("protocol", ""))
     n = res.get("test_users")
 
     def lead(b: float, s: float) -> str:
         text = f"{'BERT4Rec ahead of SASRec' if b > s else 'SASRec ahead of BERT4Rec'} on HR@10 ({max(b, s):.4f} vs {min(b, s):.4f}"
         if n:
-            se = float(np.hypot(_hit_rate_se(b, n), _hit_rate_se(s, n)))
+            se = _gap_se(b, s, n)
             text += f", {abs(b - s) / se:.2f} unpaired standard errors of the gap" + ("" if abs(b - s) >= 2 * se else
                                                                                     ": not shown apart by this test set")
         return text + ")"
 
-    where = {"hr_sampled": f"with {negatives[1] if negatives else 99} negatives", "hr_full": "with full ranking"}
+    where = {"hr_sampled": f"with {_negatives(res)} negatives", "hr_full": "with full ranking"}
     ours = [f"{where[key]} {lead(bert[key]['mean'], sas[key]['mean'])}" for key in where]
     pub = S3REC.get(res.get("dataset", ""), {})
     theirs = "S3-Rec's tables (other data): BERT4Rec ahead with negatives on four of five data sets, behind on all five with full ranking"
@@ -905,6 +916,40 @@ def _protocol_flip(res: dict[str, Any]) -> list[str]:
         theirs = "S3-Rec's on this data: " + ", ".join(f"{where[key]} {lead(pub['BERT4Rec'][i][0], pub['SASRec'][i][0])}"
                                                      for key, i in (("hr_sampled", 1), ("hr_full", 0)))  # fmt: skip
     return ["", f"The protocol flip (Krichene & Rendle, KDD 2020), ours: {', '.join(ours)}. {theirs}."]
+
+
+def _flipped_pairs(res: dict[str, Any]) -> list[str]:
+    """Every pair of our models that the two protocols put in opposite order on HR@10, and whether the test set
+    tells the pair apart both ways (each gap at least two unpaired standard errors, :func:`_gap_se`): the flip of
+    Krichene & Rendle among any of the models, not only SASRec and BERT4Rec. The leaky PopRec row takes no part."""
+    n = res.get("test_users")
+    rows = {name: r for name, r in res["rows"].items() if name != POPREC_S3REC}
+    if not n or len(rows) < 2:
+        return []
+    shown, within = [], 0
+    for a, b in itertools.combinations(rows, 2):
+        if (rows[a]["hr_full"]["mean"] - rows[b]["hr_full"]["mean"]) * (rows[a]["hr_sampled"]["mean"] - rows[b]["hr_sampled"]["mean"]) >= 0:
+            continue
+        first, second = (a, b) if rows[a]["hr_full"]["mean"] > rows[b]["hr_full"]["mean"] else (b, a)
+        sides = []
+        for key in ("hr_full", "hr_sampled"):
+            p1, p2 = rows[first][key]["mean"], rows[second][key]["mean"]
+            sides.append((p1, p2, abs(p1 - p2) / _gap_se(p1, p2, n)))
+        if min(z for _, _, z in sides) < 2:
+            within += 1
+            continue
+        (f1, f2, fz), (s1, s2, sz) = sides
+        shown.append(f"{first} ahead of {second} with full ranking ({f1:.4f} vs {f2:.4f}, {fz:.1f} standard errors), behind "
+                     f"it with {_negatives(res)} negatives ({s1:.4f} vs {s2:.4f}, {sz:.1f})")  # fmt: skip
+    flips = f"{within} pair{'s' if within != 1 else ''} flip{'' if within != 1 else 's'}"
+    if shown:
+        text = ("Our own models flip by more than the test set's noise (at least two unpaired standard errors each way): "
+                + "; ".join(shown) + (f"; {flips} only within the noise" if within else "") + ".")  # fmt: skip
+    elif within:
+        text = f"No pair of our models flips by more than the test set's noise (two unpaired standard errors each way); {flips} within it."
+    else:
+        text = "The two protocols put every pair of our models in the same order on HR@10."
+    return ["", text]
 
 
 def _sequence_section(res: dict[str, Any]) -> list[str]:
@@ -944,6 +989,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
                       "exactly on LastFM): the published baseline saw the test set."]  # fmt: skip
     lines += _test_set_error(res.get("test_users"), pubs.get("SASRec"))
     lines += _protocol_flip(res)
+    lines += _flipped_pairs(res)
     if res.get("partial"):
         which = f" --models '{res['which']}'" if res.get("which") else ""
         lines += ["", f"**Partly run**: seeds {res['seeds']} of 3 have finished (the run stopped; the table is over those seeds). "

@@ -181,6 +181,31 @@ def test_the_sequence_section_compares_with_s3rec_and_states_the_protocol_flip(t
     assert f"| {variant} | 0.0688 / 0.039 |" in page and "2 of 4 (hr_full: yes" in page
 
 
+def test_every_pair_of_our_models_the_protocols_order_differently_is_weighed_against_the_test_set():
+    s = lambda m: {"mean": m, "sd": 0.0, "values": [m]}  # noqa: E731
+    row = lambda full, sampled: {"hr_full": s(full), "ndcg_full": s(full / 2), "hr_sampled": s(sampled), "ndcg_sampled": s(sampled / 2)}  # noqa: E731
+    sas, gru, bert = "SASRec (BCE, 1 negative: the paper's loss)", "GRU4Rec (cross-entropy)", "BERT4Rec (masked items, cross-entropy)"
+    rows = {"PopRec": row(0.0115, 0.2851), sas: row(0.0618, 0.4740), gru: row(0.0729, 0.4372), bert: row(0.0629, 0.4913),
+            # the leaky PopRec saw the test items: it would flip against GRU4Rec, and takes no part
+            reproduce.POPREC_S3REC: row(0.0152, 0.5000)}
+    res = {"protocol": "loo, ranking against 99 negatives", "dataset": "beauty", "test_users": 22363, "rows": rows}
+    text = "\n".join(reproduce._flipped_pairs(res))
+    # by hand, n = 22363: GRU4Rec vs SASRec, full ranking sqrt((0.0729 * 0.9271 + 0.0618 * 0.9382) / n) = 0.002370, 0.0111 / 0.002370
+    # = 4.7; 99 negatives sqrt((0.4372 * 0.5628 + 0.4740 * 0.5260) / n) = 0.004707, 0.0368 / 0.004707 = 7.8; against BERT4Rec
+    # 0.0100 / 0.002379 = 4.2 and 0.0541 / 0.004709 = 11.5; SASRec and BERT4Rec keep their order (BERT4Rec ahead both ways)
+    assert (f"{gru} ahead of {sas} with full ranking (0.0729 vs 0.0618, 4.7 standard errors), behind it with 99 negatives "
+            "(0.4372 vs 0.4740, 7.8)") in text  # fmt: skip
+    assert f"{gru} ahead of {bert} with full ranking (0.0729 vs 0.0629, 4.2 standard errors), behind it with 99 negatives (0.4372 vs 0.4913, 11.5)" in text
+    assert "only within the noise" not in text and text.count(" ahead of ") == 2
+    # on 1,090 test users the same GRU4Rec-SASRec gaps are 1.0 and 1.7 standard errors: a flip inside the noise
+    small = "\n".join(reproduce._flipped_pairs({**res, "test_users": 1090, "rows": {sas: rows[sas], gru: rows[gru]}}))
+    assert small.strip() == ("No pair of our models flips by more than the test set's noise (two unpaired standard errors each way); "
+                             "1 pair flips within it.")  # fmt: skip
+    same = "\n".join(reproduce._flipped_pairs({**res, "rows": {sas: rows[sas], bert: rows[bert]}}))
+    assert same.strip() == "The two protocols put every pair of our models in the same order on HR@10."
+    assert reproduce._flipped_pairs({**res, "test_users": None}) == []  # no count of test users: nothing claimed
+
+
 def test_a_run_of_some_sequence_models_adds_its_rows_to_the_earlier_table():
     s = lambda m: {"mean": m, "sd": 0.0, "values": [m]}  # noqa: E731
     row = lambda m, dev: {"hr_full": s(m), "ndcg_full": s(m / 2), "hr_sampled": s(0.5), "ndcg_sampled": s(0.3), "device": [dev]}  # noqa: E731

@@ -868,6 +868,14 @@ def _gap_se(p1: float, p2: float, n: int) -> float:
     return float(np.hypot(_hit_rate_se(p1, n), _hit_rate_se(p2, n)))
 
 
+SHOWN_APART = 2.0  # a gap of at least this many standard errors (:func:`_gap_se`) is one the test set tells apart
+
+
+def _gap_in_se(p1: float, p2: float, n: int) -> float:
+    """The gap between two hit rates on the same ``n`` test users in (unpaired) standard errors of it."""
+    return abs(p1 - p2) / _gap_se(p1, p2, n)
+
+
 def _negatives(res: dict[str, Any]) -> str:
     """The number of sampled negatives the protocol text names (S3-Rec's 99 unless it says otherwise)."""
     found = re.search(r"against (\d+) negatives", res.get("protocol", ""))
@@ -903,9 +911,8 @@ def _protocol_flip(res: dict[str, Any]) -> list[str]:
     def lead(b: float, s: float) -> str:
         text = f"{'BERT4Rec ahead of SASRec' if b > s else 'SASRec ahead of BERT4Rec'} on HR@10 ({max(b, s):.4f} vs {min(b, s):.4f}"
         if n:
-            se = _gap_se(b, s, n)
-            text += f", {abs(b - s) / se:.2f} unpaired standard errors of the gap" + ("" if abs(b - s) >= 2 * se else
-                                                                                    ": not shown apart by this test set")
+            z = _gap_in_se(b, s, n)
+            text += f", {z:.2f} unpaired standard errors of the gap" + ("" if z >= SHOWN_APART else ": not shown apart by this test set")
         return text + ")"
 
     where = {"hr_sampled": f"with {_negatives(res)} negatives", "hr_full": "with full ranking"}
@@ -923,24 +930,22 @@ def _flipped_pairs(res: dict[str, Any]) -> list[str]:
     tells the pair apart both ways (each gap at least two unpaired standard errors, :func:`_gap_se`): the flip of
     Krichene & Rendle among any of the models, not only SASRec and BERT4Rec. The leaky PopRec row takes no part."""
     n = res.get("test_users")
-    rows = {name: r for name, r in res["rows"].items() if name != POPREC_S3REC}
+    rows = [name for name in res["rows"] if name != POPREC_S3REC]
     if not n or len(rows) < 2:
         return []
-    shown, within = [], 0
+    full = {name: res["rows"][name]["hr_full"]["mean"] for name in rows}
+    sampled = {name: res["rows"][name]["hr_sampled"]["mean"] for name in rows}
+    negatives, shown, within = _negatives(res), [], 0
     for a, b in itertools.combinations(rows, 2):
-        if (rows[a]["hr_full"]["mean"] - rows[b]["hr_full"]["mean"]) * (rows[a]["hr_sampled"]["mean"] - rows[b]["hr_sampled"]["mean"]) >= 0:
+        if (full[a] - full[b]) * (sampled[a] - sampled[b]) >= 0:
             continue
-        first, second = (a, b) if rows[a]["hr_full"]["mean"] > rows[b]["hr_full"]["mean"] else (b, a)
-        sides = []
-        for key in ("hr_full", "hr_sampled"):
-            p1, p2 = rows[first][key]["mean"], rows[second][key]["mean"]
-            sides.append((p1, p2, abs(p1 - p2) / _gap_se(p1, p2, n)))
-        if min(z for _, _, z in sides) < 2:
+        first, second = (a, b) if full[a] > full[b] else (b, a)
+        fz, sz = _gap_in_se(full[first], full[second], n), _gap_in_se(sampled[first], sampled[second], n)
+        if min(fz, sz) < SHOWN_APART:
             within += 1
             continue
-        (f1, f2, fz), (s1, s2, sz) = sides
-        shown.append(f"{first} ahead of {second} with full ranking ({f1:.4f} vs {f2:.4f}, {fz:.1f} standard errors), behind "
-                     f"it with {_negatives(res)} negatives ({s1:.4f} vs {s2:.4f}, {sz:.1f})")  # fmt: skip
+        shown.append(f"{first} ahead of {second} with full ranking ({full[first]:.4f} vs {full[second]:.4f}, {fz:.1f} standard "
+                     f"errors), behind it with {negatives} negatives ({sampled[first]:.4f} vs {sampled[second]:.4f}, {sz:.1f})")  # fmt: skip
     flips = f"{within} pair{'s' if within != 1 else ''} flip{'' if within != 1 else 's'}"
     if shown:
         text = ("Our own models flip by more than the test set's noise (at least two unpaired standard errors each way): "

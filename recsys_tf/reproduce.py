@@ -475,8 +475,8 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             "data": f"{'SASRec paper' if name == 'games' else 'S3-Rec'} {name} ({inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items, {len(inter):,} interactions)",
             "dataset": name, "test_users": len(test), "seeds": seeds_run, "rows": over_seeds(runs), "tuning": tuning}  # fmt: skip
 
-    # a seed's rows are kept as soon as it ends: a run stopped part-way (hours on a CPU) resumes at the next
-    # seed, and within a seed each fit resumes after its last finished epoch (a checkpoint per fit)
+    # a fit's numbers are kept as soon as it ends, and a seed's rows too: a run stopped part-way (hours on a
+    # CPU) resumes at the next fit, and inside a fit after its last finished epoch (a checkpoint per fit)
     partial = _partial_path(name, which)
     key = _seq_key(name, which, max_epochs, patience)
     checkpoints = _checkpoint_dir(partial, key)
@@ -485,6 +485,9 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
     # experiment's run time in RESULTS.md is this run's plus that, not this run's alone
     earlier = 0.0
 
+    def fit_checkpoint(label: str, seed: int, dropout: float) -> Path:
+        return checkpoints / f"{_slug(label)}-seed{seed}-dropout{dropout}.npz"
+
     def fit(label: str, seed: int, dropout: float):
         nonlocal earlier
         cls_name, extra = chosen[label]
@@ -492,12 +495,39 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
         print(f"  seed {seed}: {label}, dropout {dropout:g} ...", flush=True)
         model = getattr(models, cls_name)(epochs=max_epochs, patience=patience, seed=seed, verbose=True, dropout=dropout, **{**SEQ_RECIPE, **extra})
         start = time.perf_counter()
-        model.fit(train, ds.items, val=val, checkpoint=checkpoints / f"{_slug(label)}-seed{seed}-dropout{dropout}.npz")
+        model.fit(train, ds.items, val=val, checkpoint=fit_checkpoint(label, seed, dropout))
         earlier += max(0.0, model.fit_seconds_ - (time.perf_counter() - start))  # the checkpoint's epochs
         print(f"  seed {seed}: {label}, dropout {dropout:g}: best validation NDCG@10 "
               f"{max(h['val_ndcg@10'] for h in model.history_):.4f} at epoch {model.best_epoch_} of {len(model.history_)}, "
               f"{model.fit_seconds_ / 60:.1f} min", flush=True)  # fmt: skip
-        return model, model.fit_seconds_
+        return model
+
+    def fitted_row(label: str, seed: int, dropout: float, cand: np.ndarray) -> tuple[dict[str, Any], float]:
+        """One fit's test row and its best validation NDCG@10, kept in the partial file as soon as the fit ends: a
+        run stopped between the first seed's dropout trials (an hour each on Games) trains neither trial again,
+        even where the checkpoints are gone."""
+        nonlocal earlier
+        tag = f"{label} | seed {seed} | dropout {dropout:g}"
+        if tag in fits:
+            print(f"  seed {seed}: {label}, dropout {dropout:g}: finished earlier, read from {partial.name}", flush=True)
+            earlier += fits[tag]["row"]["seconds"] + fits[tag]["eval_seconds"]
+            return fits[tag]["row"], fits[tag]["val_ndcg@10"]
+        model = fit(label, seed, dropout)
+        start = time.perf_counter()
+        row = {**both(model, cand), "dropout": model.dropout, "epoch": model.best_epoch_, "seconds": round(model.fit_seconds_, 1),
+               "seconds_per_epoch": float(np.median([h["seconds"] for h in model.history_])),
+               "device": device_name(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+        best = float(max(h["val_ndcg@10"] for h in model.history_))
+        fits[tag] = {"row": row, "val_ndcg@10": best, "eval_seconds": round(time.perf_counter() - start, 1)}
+        save()
+        fit_checkpoint(label, seed, dropout).unlink(missing_ok=True)  # the fit's numbers are safe: not needed again
+        return row, best
+
+    def save() -> None:
+        RAW.mkdir(parents=True, exist_ok=True)
+        so_far = {"result": {**summary([int(x) for x in done], list(done.values())), "of_seeds": list(seeds)}} if done else {}
+        atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "seed_seconds": seed_seconds,
+                                          "fits": fits, **so_far}, indent=1, default=float))  # fmt: skip
 
     def fits_seconds(rows: dict[str, Any], seed: int) -> float:
         """A seed's fits: every row's, plus the dropout trials the first seed did not keep."""
@@ -507,6 +537,7 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
     saved = json.loads(partial.read_text()) if partial.exists() else {}
     saved = saved if saved.get("key") == key else {}
     done, tuning, seed_seconds = saved.get("runs", {}), saved.get("tuning", {}), saved.get("seed_seconds", {})
+    fits: dict[str, Any] = saved.get("fits", {})
     runs = []
     for seed in seeds:
         if str(seed) in done:
@@ -523,27 +554,20 @@ def sequential_s3rec(name: str = "lastfm", seeds: tuple[int, ...] = (0, 1, 2), m
             rows[POPREC_S3REC] = both(leaky, cand)
         for label in chosen:
             if label in tuning:
-                model, seconds = fit(label, seed, tuning[label]["dropout"])
+                rows[label], _ = fitted_row(label, seed, tuning[label]["dropout"], cand)
             else:  # the first seed: one model per dropout; the best on validation is this seed's model
-                fitted = {d: fit(label, seed, d) for d in SEQ_DROPOUTS}
-                scores = {str(d): max(h["val_ndcg@10"] for h in m.history_) for d, (m, _) in fitted.items()}
+                tried = {d: fitted_row(label, seed, d, cand) for d in SEQ_DROPOUTS}
+                scores = {str(d): score for d, (_, score) in tried.items()}
                 best = max(SEQ_DROPOUTS, key=lambda d: scores[str(d)])
                 tuning[label] = {"dropout": best, "val_ndcg@10": scores, "seed": seed,
-                                 "seconds": round(sum(t for _, t in fitted.values()), 1)}  # fmt: skip
-                model, seconds = fitted[best]
-            rows[label] = {**both(model, cand), "dropout": model.dropout, "epoch": model.best_epoch_, "seconds": round(seconds, 1),
-                           "seconds_per_epoch": float(np.median([h["seconds"] for h in model.history_])),
-                           "device": device_name(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+                                 "seconds": round(sum(row["seconds"] for row, _ in tried.values()), 1)}  # fmt: skip
+                rows[label] = tried[best][0]
         print(f"  seed {seed}: " + ", ".join(f"{n.split(' (')[0]} {r['hr_full']:.4f}/{r['hr_sampled']:.3f}" for n, r in rows.items()), flush=True)
         runs.append(rows)
         done[str(seed)] = rows
         seed_seconds[str(seed)] = round(time.perf_counter() - start + earlier - before, 1)
-        RAW.mkdir(parents=True, exist_ok=True)
-        so_far = summary([int(x) for x in done], list(done.values()))
-        atomic_write(partial, json.dumps({"key": key, "runs": done, "tuning": tuning, "seed_seconds": seed_seconds,
-                                          "result": {**so_far, "of_seeds": list(seeds)}}, indent=1, default=float))  # fmt: skip
-        for done_fit in checkpoints.glob(f"*-seed{seed}-*.npz"):  # the seed's rows are safe: its fits are not needed again
-            done_fit.unlink()
+        fits = {tag: f for tag, f in fits.items() if f" | seed {seed} | " not in tag}  # the seed's rows hold them now
+        save()
     partial.unlink(missing_ok=True)
     return {**summary(list(seeds), runs), "seconds_in_earlier_runs": round(earlier, 1)}
 
@@ -839,8 +863,8 @@ def _partial_result(key: str, saved: dict[str, Any]) -> dict[str, Any] | None:
 
 def _resumes(part: dict[str, Any]) -> str:
     return ("runs it again from the first seed with the current recipe (the stopped run used an earlier one)" if part.get("stale")
-            else "resumes at the next seed (inside it, after the last epoch a stopped fit finished, when its checkpoint in "
-                 "$RECSYS_TF_CACHE/checkpoints is still there)")  # fmt: skip
+            else "resumes at the first fit it had not finished (inside it, after the last epoch the stopped fit finished, "
+                 "when its checkpoint in $RECSYS_TF_CACHE/checkpoints is still there)")  # fmt: skip
 
 
 def _other_mark(others: list[str], protocol: str) -> str:

@@ -406,16 +406,25 @@ def test_a_sequence_run_chooses_the_dropout_on_validation_once_and_resumes_with_
             fits.append((self.seed, self.dropout))
             return super().fit(*args, **kwargs)
 
-    stop_at = [2]
+    stop_at = [1]
     monkeypatch.setattr(reproduce, "RAW", tmp_path)
     monkeypatch.setattr(reproduce, "SEQ_RECIPE", dict(maxlen=8, dim=8, blocks=1, heads=1, batch_size=16, learning_rate=1e-2))
     monkeypatch.setattr(data, "load_s3rec", lambda name: ds)
     monkeypatch.setattr(models, "SASRec", Counted)
+    monkeypatch.setenv("RECSYS_TF_CACHE", str(tmp_path / "cache"))
     run = lambda: reproduce.sequential_s3rec("sports", seeds=(0, 1), max_epochs=3, which="SASRec (BCE")  # noqa: E731
     with pytest.raises(KeyboardInterrupt):
-        run()
-    assert fits == [(0, 0.2), (0, 0.5)]  # seed 0 tried both; seed 1 was stopped before it trained
+        run()  # stopped between seed 0's two dropout trials
     saved = json.loads(reproduce._partial_path("sports", "SASRec (BCE").read_text())
+    (first,) = saved["fits"].values()
+    assert fits == [(0, 0.2)] and saved["runs"] == {} and first["row"]["dropout"] == 0.2 and first["val_ndcg@10"] > 0
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # the finished trial needs no checkpoint: its numbers are kept
+    stop_at[0] = 2
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert fits == [(0, 0.2), (0, 0.5)]  # the 0.2 trial was read back, not trained again; seed 1 was stopped before it trained
+    saved = json.loads(reproduce._partial_path("sports", "SASRec (BCE").read_text())
+    assert saved["fits"] == {} and saved["runs"]["0"]["SASRec (BCE, 1 negative: the paper's loss)"]["dropout"] in (0.2, 0.5)
     tune = saved["tuning"]["SASRec (BCE, 1 negative: the paper's loss)"]
     assert set(tune["val_ndcg@10"]) == {"0.2", "0.5"} and tune["seed"] == 0
     chosen = max((0.2, 0.5), key=lambda d: tune["val_ndcg@10"][str(d)])

@@ -861,6 +861,26 @@ def _partial_result(key: str, saved: dict[str, Any]) -> dict[str, Any] | None:
     return {**res, "partial": True, "which": key.get("which"), "stale": key != _seq_key(name, key.get("which"))}
 
 
+def _kept_fits(key: str) -> list[str]:
+    """The fits a stopped sequence run finished inside a seed it did not finish (each kept in its partial file as
+    it ended): the table shows a seed only once all its fits are done, so the page names these, or an hour-long
+    fit would stay invisible until its seed's last fit ends. Validation numbers only: the first seed's dropout
+    is still to be chosen on them."""
+    name, lines = key.split("_", 1)[1], []
+    for path in sorted(RAW.glob(f"{key}.*partial.json")):
+        saved = json.loads(path.read_text())
+        if not saved.get("fits"):
+            continue
+        which = (saved.get("key") or {}).get("which")
+        fits = "; ".join(f"{tag.replace(' | ', ', ')}: best validation NDCG@10 {f['val_ndcg@10']:.4f} at epoch "
+                         f"{f['row']['epoch']}, {f['row']['seconds'] / 60:.0f} min" for tag, f in sorted(saved["fits"].items()))  # fmt: skip
+        models = f" --models '{which}'" if which else ""
+        lines += ["", f"**Fits done in a seed not yet finished** ({path.name}): {fits}. Their test numbers join the table "
+                      f"when the seed's other fits end; `python -m recsys_tf.reproduce --only {key}{models}` "
+                      f"{_resumes({'stale': saved.get('key') != _seq_key(name, which)})}."]  # fmt: skip
+    return lines
+
+
 def _resumes(part: dict[str, Any]) -> str:
     return ("runs it again from the first seed with the current recipe (the stopped run used an earlier one)" if part.get("stale")
             else "resumes at the first fit it had not finished (inside it, after the last epoch the stopped fit finished, "
@@ -1026,6 +1046,7 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
     for part in res.get("partly", []):
         lines += ["", f"**Partly run**: {part['which']!r}, seeds {part['seeds']} of 3 (rows marked \"partly run\"); `python -m "
                       f"recsys_tf.reproduce --only seq_{res['dataset']} --models '{part['which']}'` {_resumes(part)}."]  # fmt: skip
+    lines += res.get("kept_fits", [])
     missing = [label for label in SEQ_MODELS if not any(n.startswith(label) for n in res["rows"])]
     if missing:
         lines += ["", f"Not run yet on this data: {'; '.join(missing)} (hours each on the 2-core CPU); "
@@ -1094,7 +1115,8 @@ def render(results: dict[str, Any], dev: str) -> str:
                    "partly": [*res.get("partly", []), part]}  # fmt: skip
         res = res or {"skipped": HEAVY.get(key, "not run")}
         lines += [f"## {title}", ""]
-        lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", ""]
+        res = {**res, "kept_fits": _kept_fits(key)}
+        lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", *res["kept_fits"], ""]
     lines += _speed_section()
     return "\n".join(lines)
 

@@ -310,6 +310,30 @@ def test_a_stopped_run_of_other_models_joins_the_finished_table_marked(tmp_path,
     assert "**Partly run**: 'authors', seeds [0, 1] of 3" in section and section.count("**Partly run**") == 2
 
 
+def test_fits_of_a_seed_not_yet_finished_are_named_on_the_page(tmp_path, monkeypatch):
+    monkeypatch.setattr(reproduce, "RAW", tmp_path)
+    ce = "SASRec (full cross-entropy)"
+    fit = {"row": {"hr_full": 0.09, "epoch": 31, "seconds": 1830.0}, "val_ndcg@10": 0.06125, "eval_seconds": 20.0}
+    reproduce._partial_path("games", "full cross").write_text(json.dumps(
+        {"key": reproduce._seq_key("games", "full cross"), "runs": {}, "fits": {f"{ce} | seed 0 | dropout 0.2": fit}}))  # fmt: skip
+    assert reproduce._partial_runs("seq_games") == []  # no seed finished: no row in the table
+    page = reproduce.render({}, "CPU").split("## SASRec on Amazon Games (the SASRec paper's data, 100 negatives)\n")[1].split("## ")[0]
+    assert page.startswith("\nNot run: ") and page.endswith("resumes at the first fit it had not finished "
+        "(inside it, after the last epoch the stopped fit finished, when its checkpoint in $RECSYS_TF_CACHE/checkpoints is still there).\n\n")  # fmt: skip
+    assert ("**Fits done in a seed not yet finished** (seq_games.full-cross.partial.json): SASRec (full cross-entropy), seed 0, "
+            "dropout 0.2: best validation NDCG@10 0.0612 at epoch 31, 30 min. Their test numbers join the table when the seed's "
+            "other fits end; `python -m recsys_tf.reproduce --only seq_games --models 'full cross'` resumes") in page
+    assert "0.09" not in page  # the test numbers wait for the seed: its dropout is still to be chosen on validation
+    # beside a finished table, and from an earlier recipe: the line says that the run starts again
+    done = {"protocol": "loo", "data": "games", "dataset": "games", "seeds": [0, 1, 2], "rows": reproduce.over_seeds(
+        [{"PopRec": {"hr_full": 0.02, "ndcg_full": 0.01, "hr_sampled": 0.47, "ndcg_sampled": 0.27}}] * 3)}  # fmt: skip
+    stale = {**reproduce._seq_key("games", "full cross"), "max_epochs": 100}
+    reproduce._partial_path("games", "full cross").write_text(json.dumps({"key": stale, "fits": {f"{ce} | seed 0 | dropout 0.2": fit}}))
+    page = reproduce.render({"seq_games": done}, "CPU").split("## SASRec on Amazon Games (the SASRec paper's data, 100 negatives)\n")[1].split("## ")[0]
+    assert page.index("**Fits done in a seed") < page.index("Not run yet on this data") and page.count("**Fits done") == 1
+    assert "--models 'full cross'` runs it again from the first seed with the current recipe" in page
+
+
 def test_a_long_run_renders_the_other_experiments_as_they_are_on_disk_when_it_ends(tmp_path, monkeypatch):
     raw = tmp_path / "results"
     raw.mkdir()

@@ -874,17 +874,18 @@ def _kept_fits(key: str) -> list[str]:
         which = (saved.get("key") or {}).get("which")
         fits = "; ".join(f"{tag.replace(' | ', ', ')}: best validation NDCG@10 {f['val_ndcg@10']:.4f} at epoch "
                          f"{f['row']['epoch']}, {f['row']['seconds'] / 60:.0f} min" for tag, f in sorted(saved["fits"].items()))  # fmt: skip
-        models = f" --models '{which}'" if which else ""
         lines += ["", f"**Fits done in a seed not yet finished** ({path.name}): {fits}. Their test numbers join the table "
-                      f"when the seed's other fits end; `python -m recsys_tf.reproduce --only {key}{models}` "
-                      f"{_resumes({'stale': saved.get('key') != _seq_key(name, which)})}."]  # fmt: skip
+                      f"when the seed's other fits end; {_resume(key, which, saved.get('key') != _seq_key(name, which))}."]  # fmt: skip
     return lines
 
 
-def _resumes(part: dict[str, Any]) -> str:
-    return ("runs it again from the first seed with the current recipe (the stopped run used an earlier one)" if part.get("stale")
+def _resume(key: str, which: str | None, stale: bool) -> str:
+    """The command that goes on with a stopped sequence run of ``--models which`` on experiment ``key``, and what it does."""
+    models = f" --models '{which}'" if which else ""
+    return ("`python -m recsys_tf.reproduce --only " + key + models + "` "
+            + ("runs it again from the first seed with the current recipe (the stopped run used an earlier one)" if stale
             else "resumes at the first fit it had not finished (inside it, after the last epoch the stopped fit finished, "
-                 "when its checkpoint in $RECSYS_TF_CACHE/checkpoints is still there)")  # fmt: skip
+                 "when its checkpoint in $RECSYS_TF_CACHE/checkpoints is still there)"))  # fmt: skip
 
 
 def _other_mark(others: list[str], protocol: str) -> str:
@@ -1039,13 +1040,13 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
     lines += _test_set_error(res.get("test_users"), pubs.get("SASRec"))
     lines += _protocol_flip(res)
     lines += _flipped_pairs(res)
+    key = f"seq_{res['dataset']}"
     if res.get("partial"):
-        which = f" --models '{res['which']}'" if res.get("which") else ""
         lines += ["", f"**Partly run**: seeds {res['seeds']} of 3 have finished (the run stopped; the table is over those seeds). "
-                      f"`python -m recsys_tf.reproduce --only seq_{res['dataset']}{which}` {_resumes(res)}."]  # fmt: skip
+                      f"{_resume(key, res.get('which'), res.get('stale', False))}."]  # fmt: skip
     for part in res.get("partly", []):
-        lines += ["", f"**Partly run**: {part['which']!r}, seeds {part['seeds']} of 3 (rows marked \"partly run\"); `python -m "
-                      f"recsys_tf.reproduce --only seq_{res['dataset']} --models '{part['which']}'` {_resumes(part)}."]  # fmt: skip
+        lines += ["", f"**Partly run**: {part['which']!r}, seeds {part['seeds']} of 3 (rows marked \"partly run\"); "
+                      f"{_resume(key, part['which'], part.get('stale', False))}."]  # fmt: skip
     lines += res.get("kept_fits", [])
     missing = [label for label in SEQ_MODELS if not any(n.startswith(label) for n in res["rows"])]
     if missing:

@@ -1222,14 +1222,16 @@ def merge_rows(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """A run of some models (``--models``) added to an earlier run: the new rows replace the old
     ones of the same label, the old rows of other models stay -- only when both runs share data and
     seeds (otherwise their numbers could not stand in one table, and the new run stands alone). Old
-    rows trained with another recipe keep it (``protocol`` in the row), and the table says so."""
+    rows trained with another recipe keep it (``protocol`` in the row) and their ``tuning``, and the
+    table says so."""
     same = all(old.get(k) == new.get(k) for k in ("data", "seeds")) and "rows" in old and "rows" in new
     if not same:
         print("[reproduce] the earlier run used other data or seeds: its rows are not kept", flush=True)
         return new
     seconds = old.get("seconds", 0) + new.get("seconds", 0)
     rows = {n: _with_protocol(r, old["protocol"], new["protocol"]) for n, r in old["rows"].items()}
-    tuning = {n: t for n, t in old.get("tuning", {}).items() if "protocol" not in rows[n]}
+    # a row kept under its own recipe keeps how its dropout was chosen: that is part of its recipe
+    tuning = {n: t for n, t in old.get("tuning", {}).items() if n in rows}
     return {**new, "rows": {**rows, **new["rows"]}, "tuning": {**tuning, **new.get("tuning", {})}, "seconds": round(seconds, 1)}
 
 

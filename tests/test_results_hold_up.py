@@ -477,6 +477,10 @@ def test_rows_of_another_recipe_stay_in_the_table_marked_with_their_recipe(tmp_p
     assert "protocol" not in merged["rows"]["PopRec"] and merged["tuning"] == tune
     again = reproduce.merge_rows(merged, {**new, "rows": {bce: row(0.063)}})  # a third run keeps the row's own recipe
     assert again["rows"]["SASRec (full cross-entropy)"]["protocol"] == "dropout 0.2, at most 100 epochs"
+    # a run under a newer recipe keeps the BCE row under its own, with how its dropout was chosen
+    later = reproduce.merge_rows(merged, {**new, "protocol": "beta_2 0.999", "rows": {"PopRec": row(0.01)}, "tuning": {}})
+    assert later["rows"][bce]["protocol"] == "dropout chosen on validation" and later["tuning"] == tune
+    assert "| 0.5 (0.2: 0.0310, 0.5: 0.0390) |" in next(x for x in reproduce._sequence_section(later) if x.startswith(f"| {bce}"))
     page = "\n".join(reproduce._sequence_section(merged))
     assert "| SASRec (full cross-entropy) [other recipe] |" in page and "| 0.5 (0.2: 0.0310, 0.5: 0.0390) |" in page
     assert "Rows marked [other recipe] were trained with another recipe than the one above (they stand until re-run with it); " \

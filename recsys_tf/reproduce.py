@@ -861,16 +861,24 @@ def _partial_result(key: str, saved: dict[str, Any]) -> dict[str, Any] | None:
     return {**res, "partial": True, "which": key.get("which"), "stale": key != _seq_key(name, key.get("which"))}
 
 
+def _fit_files(key: str) -> list[tuple[Path, dict[str, Any]]]:
+    """The partial files of experiment ``key`` that keep fits of a seed not yet finished, with their contents."""
+    saved = [(path, json.loads(path.read_text())) for path in sorted(RAW.glob(f"{key}.*partial.json"))]
+    return [(path, s) for path, s in saved if s.get("fits")]
+
+
+def _started_models(key: str) -> set[str]:
+    """The model labels (as in SEQ_MODELS) with a fit kept in a partial file of ``key``: under way, not "not run yet"."""
+    return {tag.split(" | ")[0] for _, saved in _fit_files(key) for tag in saved["fits"]}
+
+
 def _kept_fits(key: str) -> list[str]:
     """The fits a stopped sequence run finished inside a seed it did not finish (each kept in its partial file as
     it ended): the table shows a seed only once all its fits are done, so the page names these, or an hour-long
     fit would stay invisible until its seed's last fit ends. Validation numbers only: the first seed's dropout
     is still to be chosen on them."""
     name, lines = key.split("_", 1)[1], []
-    for path in sorted(RAW.glob(f"{key}.*partial.json")):
-        saved = json.loads(path.read_text())
-        if not saved.get("fits"):
-            continue
+    for path, saved in _fit_files(key):
         which = (saved.get("key") or {}).get("which")
         fits = "; ".join(f"{tag.replace(' | ', ', ')}: best validation NDCG@10 {f['val_ndcg@10']:.4f} at epoch "
                          f"{f['row']['epoch']}, {f['row']['seconds'] / 60:.0f} min" for tag, f in sorted(saved["fits"].items()))  # fmt: skip
@@ -1048,7 +1056,8 @@ def _sequence_section(res: dict[str, Any]) -> list[str]:
         lines += ["", f"**Partly run**: {part['which']!r}, seeds {part['seeds']} of 3 (rows marked \"partly run\"); "
                       f"{_resume(key, part['which'], part.get('stale', False))}."]  # fmt: skip
     lines += res.get("kept_fits", [])
-    missing = [label for label in SEQ_MODELS if not any(n.startswith(label) for n in res["rows"])]
+    missing = [label for label in SEQ_MODELS
+               if not any(n.startswith(label) for n in res["rows"]) and label not in res.get("started", set())]
     if missing:
         lines += ["", f"Not run yet on this data: {'; '.join(missing)} (hours each on the 2-core CPU); "
                       f"`python -m recsys_tf.reproduce --only seq_{res['dataset']} --models TEXT` adds the rows whose "
@@ -1116,7 +1125,7 @@ def render(results: dict[str, Any], dev: str) -> str:
                    "partly": [*res.get("partly", []), part]}  # fmt: skip
         res = res or {"skipped": HEAVY.get(key, "not run")}
         lines += [f"## {title}", ""]
-        res = {**res, "kept_fits": _kept_fits(key)}
+        res = {**res, "kept_fits": _kept_fits(key), "started": _started_models(key)}
         lines += _sequence_section(res) if "rows" in res else [f"Not run: {res.get('skipped', 'not run')}.", *res["kept_fits"], ""]
     lines += _speed_section()
     return "\n".join(lines)

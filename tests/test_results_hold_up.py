@@ -331,6 +331,8 @@ def test_fits_of_a_seed_not_yet_finished_are_named_on_the_page(tmp_path, monkeyp
     reproduce._partial_path("games", "full cross").write_text(json.dumps({"key": stale, "fits": {f"{ce} | seed 0 | dropout 0.2": fit}}))
     page = reproduce.render({"seq_games": done}, "CPU").split("## SASRec on Amazon Games (the SASRec paper's data, 100 negatives)\n")[1].split("## ")[0]
     assert page.index("**Fits done in a seed") < page.index("Not run yet on this data") and page.count("**Fits done") == 1
+    not_run = page.split("Not run yet on this data: ")[1].split(" (hours each")[0]
+    assert ce not in not_run and "GRU4Rec (cross-entropy)" in not_run  # a model with a kept fit is under way, not "not run yet"
     assert "--models 'full cross'` runs it again from the first seed with the current recipe" in page
 
 

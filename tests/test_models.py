@@ -1,3 +1,7 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -98,3 +102,24 @@ def test_mf_rejects_bad_settings(tiny_log):
         MatrixFactorization(feedback="explicit", loss="bce")
     with pytest.raises(DataError, match="rating"):
         MatrixFactorization(feedback="explicit", epochs=1, verbose=False).fit(tiny_log)
+
+
+def test_the_classic_models_import_without_tensorflow_and_keras_models_on_demand():
+    """``recsys_tf.models`` imports each class when asked: popularity, neighbours, content k-NN and ALS
+    start no TensorFlow (a fresh process); the Keras models come from their modules; a name it does
+    not have is an AttributeError."""
+    code = """
+import json, sys
+from recsys_tf.models import EASE, ContentKNN, ItemKNN, Popularity, Recommender, SparkALS, top_k
+print(json.dumps(sorted(m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+    from recsys_tf import models
+    from recsys_tf.models import mf, sequential
+
+    assert models.MatrixFactorization is mf.MatrixFactorization and models.SASRec is sequential.SASRec
+    assert set(models.__all__) <= set(dir(models))
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchModel'"):
+        models.NoSuchModel

@@ -44,7 +44,9 @@ from recsys_tf.data.impressions import ATTRIBUTES, Behaviours
 from recsys_tf.data.schema import ITEM, USER
 from recsys_tf.errors import DataError
 from recsys_tf.metrics import gauc, roc_auc
-from recsys_tf.utils import progress
+from recsys_tf.utils import import_keras_quietly, progress
+
+import_keras_quietly()  # its functions import Keras: keeps TensorFlow's start-up lines out of notebooks
 
 
 def _build(n_codes: list[int], maxlen: int, dim: int, attention_units: tuple[int, ...], mlp: tuple[int, ...],

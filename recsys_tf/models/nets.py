@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import keras
-import numpy as np
-from keras import layers, ops
+from recsys_tf.utils import import_keras_quietly
+
+keras = import_keras_quietly()  # before `from keras import`: keeps TensorFlow's start-up lines out of notebooks
+
+import numpy as np  # noqa: E402
+from keras import layers, ops  # noqa: E402
 
 PACKAGE = "recsys_tf"
 

@@ -1,8 +1,9 @@
 """recsys-tf: a teaching and reproduction kit for personalized e-commerce recommendation.
 
 The package does the computing; the notebooks in ``notebooks/`` teach. Importing
-``recsys_tf`` is cheap: TensorFlow/Keras are imported only by the modules that train
-models (``recsys_tf.models``).
+``recsys_tf`` is cheap: TensorFlow/Keras are imported only by the modules that need them
+(the Keras models of ``recsys_tf.models``, which imports each class when first asked for, and
+``recsys_tf.features``).
 """
 
 from __future__ import annotations

@@ -160,11 +160,15 @@ def import_keras_quietly():
     """
     import sys
 
-    if "keras" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
         import keras
 
         return keras
-    _drop_retracing_notes()
+    _drop_retracing_notes()  # also when Keras came first by another path: the notes come later, from fits
+    if "keras" in sys.modules:
+        import keras
+
+        return keras
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# class -> the module that defines it (those of the Keras models import Keras quietly: models/nets.py)
+# class -> the module that defines it (those of the Keras models import Keras quietly: models/nets.py, sequential.py, ctr.py)
 _WHERE = {
     "SparkALS": "als", "Recommender": "base", "top_k": "base", "ContentKNN": "content", "EASE": "neighbors", "ItemKNN": "neighbors",
     "Popularity": "popularity", "HybridRecommender": "hybrid", "NMF": "mf", "MatrixFactorization": "mf", "SVDpp": "mf",

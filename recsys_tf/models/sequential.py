@@ -40,7 +40,9 @@ from recsys_tf.data.sampling import pair_keys, sample_negatives
 from recsys_tf.data.sequences import PAD, Sequences, to_sequences
 from recsys_tf.errors import DataError
 from recsys_tf.models.base import Recommender, check_k, top_k
-from recsys_tf.utils import padded_width, progress
+from recsys_tf.utils import import_keras_quietly, padded_width, progress
+
+import_keras_quietly()  # its functions import Keras: keeps TensorFlow's start-up lines and retracing notes out of notebooks
 
 Loss = Literal["bce", "gbce", "ce"]
 

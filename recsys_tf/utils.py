@@ -160,12 +160,10 @@ def import_keras_quietly():
     """
     import sys
 
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") == "0":
-        import keras
-
-        return keras
-    _drop_retracing_notes()  # also when Keras came first by another path: the notes come later, from fits
-    if "keras" in sys.modules:
+    quiet = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "0"
+    if quiet:
+        _drop_retracing_notes()  # also when Keras came first by another path: the notes come later, from fits
+    if not quiet or "keras" in sys.modules:
         import keras
 
         return keras

@@ -132,7 +132,7 @@ def test_a_sequence_model_silences_retracing_notes_even_when_keras_came_first():
     Keras model drops it even when Keras was imported first by another path; other warnings stay.
     The same process shows the warning before the import, so the test can fail."""
     code = """
-import logging, os
+import logging
 import keras, tensorflow as tf
 
 def retrace(step, tag):  # a new tf.function of the same code each call, as each fit builds its step
